@@ -1,0 +1,100 @@
+# Copyright: (c) 2026, freebsd_ha.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared fixtures: run a module against a scripted sequence of commands, load fixtures and YAML cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+from ansible_collections.freebsd_ha.storage.plugins.module_utils import _command
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PIPE = _command.PIPE_SEPARATOR
+
+
+def read_fixture(relative):
+    """Return the text of tests/unit/fixtures/<relative>; every fixture has a .source sidecar."""
+    path = FIXTURES / relative
+    assert path.with_suffix(".source").exists(), f"{relative} has no .source sidecar"
+    return path.read_text()
+
+
+def load_cases(yaml_path):
+    """Return (ids, cases) from a module's YAML case file, for pytest.mark.parametrize."""
+    cases = yaml.safe_load(Path(yaml_path).read_text())
+    return [case["id"] for case in cases], cases
+
+
+class ModuleExit(Exception):
+    def __init__(self, result):
+        super().__init__(result)
+        self.result = result
+
+
+class CommandScript:
+    """The exact commands a test expects, in order, with their canned rc/stdout/stderr."""
+
+    def __init__(self, steps):
+        self.steps = list(steps)
+        self.ran = []
+
+    def next(self, argv):
+        assert self.steps, f"unexpected command (script exhausted): {argv}"
+        step = self.steps.pop(0)
+        expected = [str(arg) for arg in step["argv"]]
+        assert argv == expected, f"command mismatch:\n  ran:      {argv}\n  expected: {expected}"
+        self.ran.append(argv)
+        stdout = read_fixture(step["stdout_fixture"]) if "stdout_fixture" in step else step.get("stdout", "")
+        stderr = read_fixture(step["stderr_fixture"]) if "stderr_fixture" in step else step.get("stderr", "")
+        return step.get("rc", 0), stdout, stderr
+
+
+def _normalise(argv):
+    # The runner prefixes the binary path found by get_bin_path; scripts name tools by their bare name.
+    return [Path(arg).name if arg.startswith("/fake/bin/") else arg for arg in argv]
+
+
+@pytest.fixture
+def run_module(monkeypatch):
+    """Run module_obj.main() with params and a command script; return (result, script)."""
+
+    def runner(module_obj, params, commands=(), check_mode=False, diff=False):
+        script = CommandScript(commands)
+        args = dict(params, _ansible_check_mode=check_mode, _ansible_diff=diff)
+        monkeypatch.setattr(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args})))
+        monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
+
+        def fake_run_command(self, argv, **kwargs):
+            return script.next(_normalise([str(arg) for arg in argv]))
+
+        def fake_pipeline(stages):
+            flat = []
+            for stage in stages:
+                flat.extend(([PIPE] if flat else []) + _normalise(stage))
+            rc, stdout, stderr = script.next(flat)
+            # A scripted pipeline fails in its first stage, the usual place (zfs send).
+            return [rc] + [0] * (len(stages) - 1), stdout, stderr
+
+        def fake_exit(self, **result):
+            raise ModuleExit(dict(result, failed=False))
+
+        def fake_fail(self, msg, **result):
+            raise ModuleExit(dict(result, failed=True, msg=msg))
+
+        monkeypatch.setattr(basic.AnsibleModule, "run_command", fake_run_command)
+        monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, tool, *a, **k: f"/fake/bin/{tool}")
+        monkeypatch.setattr(basic.AnsibleModule, "exit_json", fake_exit)
+        monkeypatch.setattr(basic.AnsibleModule, "fail_json", fake_fail)
+        monkeypatch.setattr(_command, "run_pipeline", fake_pipeline)
+        with pytest.raises(ModuleExit) as exited:
+            module_obj.main()
+        assert not script.steps, f"commands expected but never run: {script.steps}"
+        return exited.value.result, script
+
+    return runner
