@@ -21,7 +21,8 @@ MAX_NAME_LENGTH = 255
 _COMPONENT_RE = re.compile(r"^[A-Za-z0-9_.: -]+$")
 # Old (illumos-derived) builds printed this on stdout with exit 0; current OpenZFS prints it on stderr.
 NO_DATASETS = "no datasets available"
-_INT_COLUMNS = frozenset(("guid", "createtxg", "userrefs"))
+_INT_COLUMNS = ("guid", "createtxg", "userrefs")
+_HUMANISED_RE = re.compile(r"^[0-9.]+[KMGTPEZ]?$")
 
 
 class ParseError(ValueError):
@@ -189,10 +190,12 @@ def _lines(text):
 def _to_int(value, column, number, line):
     if value == "-":
         return None
-    try:
+    if value.isdigit():
         return int(value)
-    except ValueError:
-        raise ParseError(f"line {number}: {column} is not a number ({value!r}): {line!r}") from None
+    # Without -p, zfs-fuse humanises guid ("3.84E"); keep that text, it is all this zfs gives.
+    if column == "guid" and _HUMANISED_RE.match(value):
+        return value
+    raise ParseError(f"line {number}: {column} is not a number ({value!r}): {line!r}")
 
 
 def _rows(text, columns):
@@ -214,8 +217,10 @@ def parse_list(text, columns):
 def parse_snapshots(text):
     """Return snapshot dicts from `zfs list -H [-p] -o name,guid,createtxg,creation,userrefs -t snapshot`.
 
-    guid, createtxg and userrefs become int (None for '-'); creation becomes int epoch seconds when
-    the output was parsable (-p), otherwise it stays the text zfs printed (e.g. 'Tue Jul 21 15:53 2009').
+    createtxg and userrefs become int (None for '-'); guid is int, except where zfs without -p
+    humanises it (zfs-fuse prints '3.84E'), which is kept as text: use parse_snapshot_properties()
+    there. creation becomes int epoch seconds when the output was parsable (-p), otherwise it stays
+    the text zfs printed (e.g. 'Tue Jul 21 15:53 2009').
     """
     snapshots = []
     for number, line, row in _rows(text, SNAPSHOT_COLUMNS):
@@ -244,6 +249,28 @@ def parse_get(text):
         name, prop, value, source = fields
         result.setdefault(name, {})[prop] = {"value": value, "source": source}
     return result
+
+
+def parse_snapshot_properties(text):
+    """Return snapshot dicts (as parse_snapshots) from `zfs get -H -p -o name,property,value,source
+    guid,createtxg,creation,userrefs <roots>`, keeping only snapshots, in output order.
+
+    This is the exact-number path for zfs without `list -p` (zfs-fuse accepts `get -p`).
+    """
+    snapshots = []
+    for name, props in parse_get(text).items():
+        if "@" not in name:
+            continue
+        missing = [column for column in SNAPSHOT_COLUMNS[1:] if column not in props]
+        if missing:
+            raise ParseError(f"{name}: no {', '.join(missing)} in zfs get output")
+        row = {"name": name}
+        for column in SNAPSHOT_COLUMNS[1:]:
+            value = props[column]["value"]
+            row[column] = value if column == "creation" and not value.isdigit() else _to_int(value, column, "-", name)
+        row["dataset"], row["snapshot"] = split_snapshot_name(name)
+        snapshots.append(row)
+    return snapshots
 
 
 def parse_holds(text):
@@ -278,6 +305,7 @@ class Capabilities:
     bookmarks: bool = True
     raw_send: bool = True
     resumable_receive: bool = True
+    written: bool = True
     probe: str = "openzfs"
 
     def to_dict(self):
@@ -321,6 +349,7 @@ def detect_capabilities(runner, pool):
         bookmarks=False,
         raw_send=False,
         resumable_receive=False,
+        written=False,
         probe="zfs-fuse",
     )
 
@@ -334,3 +363,114 @@ def _raise_probe_error(runner, result):
         stdout=result.stdout,
         stderr=result.stderr,
     )
+
+
+# ---------------------------------------------------------------- error texts
+
+
+def is_hold_exists_error(stderr):
+    """Return True when `zfs hold` failed because the tag is already on the snapshot."""
+    return "tag already exists on this dataset" in stderr
+
+
+def is_no_such_tag_error(stderr):
+    """Return True when `zfs release` failed because the tag is not on the snapshot."""
+    return "no such tag on this dataset" in stderr
+
+
+def is_missing_dataset_error(stderr):
+    """Return True when zfs failed because a named dataset or snapshot does not exist."""
+    return "dataset does not exist" in stderr
+
+
+# ---------------------------------------------------------------- planners
+
+
+def build_rescue_snapshot_name(dataset, now):
+    """Return `<dataset>@rescue-<UTC YYYYmmddTHHMMSSZ>` for the aware or UTC datetime now."""
+    return validate_snapshot_name(f"{dataset}@rescue-{now.strftime('%Y%m%dT%H%M%SZ')}")
+
+
+def plan_snapshot_present(name, existing, recursive=False, properties=None):
+    """Return the argv tails that create snapshot name unless it is in existing (a set of names)."""
+    if name in existing:
+        return []
+    return [build_snapshot_argv([name], recursive=recursive, properties=properties)]
+
+
+def plan_snapshot_absent(name, snapshots, holds=None, recursive=False):
+    """Return the argv tails that destroy snapshot name; StateError when it (or, recursive, a child) is held.
+
+    snapshots: parsed rows (name, userrefs) of the dataset (and of its descendants when recursive);
+    holds: parsed holds of those snapshots, or None where this zfs cannot list holds.
+    """
+    by_name = {row["name"]: row for row in snapshots}
+    if name not in by_name:
+        return []
+    _dataset, short = split_snapshot_name(name)
+    affected = [row for row in snapshots if row["name"] == name or (recursive and row["snapshot"] == short)]
+    held = [row for row in affected if row.get("userrefs")]
+    if held:
+        if holds is not None:
+            detail = "; ".join(f"{hold['snapshot']} held by '{hold['tag']}'" for hold in holds)
+        else:
+            detail = "; ".join(f"{row['name']} has {row['userrefs']} user hold(s)" for row in held)
+        raise StateError(
+            f"refusing to destroy {name}: it is held ({detail}). Release the holds first, "
+            "e.g. `zfs release <tag> <snapshot>` or this module with holds: [<tag>] and hold_state: absent."
+        )
+    return [build_destroy_argv(name, recursive=recursive)]
+
+
+def plan_holds(name, tags, hold_state, current_tags, recursive=False):
+    """Return hold/release argv tails so that tags are on (present) or off (absent) snapshot name.
+
+    current_tags: the set of tags on the snapshot, or None when unknown (no `zfs holds` listing):
+    then every requested tag is planned and the caller treats "tag already exists" / "no such tag"
+    as already done.
+    """
+    plan = []
+    for tag in tags:
+        if not tag:
+            raise StateError("hold tags must be non-empty strings")
+        if hold_state == "present" and (current_tags is None or tag not in current_tags):
+            plan.append(build_hold_argv(tag, [name], recursive=recursive))
+        elif hold_state == "absent" and (current_tags is None or tag in current_tags):
+            plan.append(build_release_argv(tag, [name], recursive=recursive))
+    return plan
+
+
+def plan_rollback(target, snapshots, written=None, destroy_newer=False, rescue=True):
+    """Return the rollback argv tails for target given the dataset's snapshots (rows with createtxg).
+
+    written: bytes written since the latest snapshot (int), or None where zfs has no `written`.
+    Nothing to do when target is the latest snapshot and written == 0. StateError when newer
+    snapshots exist and destroy_newer is false, and when rescue is true while unsnapshotted writes
+    may exist (a rescue snapshot taken now would be newer than target and be destroyed by the
+    rollback itself, so it cannot protect those writes).
+    """
+    by_name = {row["name"]: row for row in snapshots}
+    if target not in by_name:
+        raise StateError(f"cannot roll back to {target}: no such snapshot")
+    dataset, _short = split_snapshot_name(target)
+    txg = by_name[target]["createtxg"]
+    newer = [row["name"] for row in snapshots if row["dataset"] == dataset and row["createtxg"] > txg]
+    if newer and not destroy_newer:
+        raise StateError(
+            f"refusing to roll back {dataset} to {target}: it would destroy the newer snapshots "
+            f"{', '.join(newer)}. Replicate or clone what you need, then set destroy_newer: true."
+        )
+    if not newer and written == 0:
+        return []
+    if rescue and (written is None or written > 0):
+        amount = (
+            "an unknown amount of data (this zfs has no 'written' property)"
+            if written is None
+            else (f"{written} bytes")
+        )
+        raise StateError(
+            f"refusing to roll back {dataset} to {target}: {amount} written since the latest snapshot "
+            "would be lost, and a rescue snapshot cannot keep it because zfs rollback destroys every "
+            "snapshot newer than the target. Copy the data elsewhere (zfs snapshot + zfs send), then set rescue: false."
+        )
+    return [build_rollback_argv(target, destroy_newer=bool(newer))]
