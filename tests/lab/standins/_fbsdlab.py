@@ -182,3 +182,35 @@ def loaded_modules() -> list[str]:
 
 def module_loaded(name: str) -> bool:
     return name.removesuffix(".ko") + ".ko" in loaded_modules()
+
+
+# File name -> (module name as `kldstat -m` knows it, size in bytes for the table). The kernel
+# and zfs.ko are loaded at boot; the others load with kldload. The sizes are plausible constants.
+KLD_CATALOG = {
+    "kernel": ("kernel", 0x1F3E2D8),
+    "zfs.ko": ("zfs", 0x5E98F8),
+    "carp.ko": ("carp", 0xB220),
+    "geom_gate.ko": ("g_gate", 0x5BE8),
+    "geom_mirror.ko": ("g_mirror", 0x1D4F8),
+    "if_bridge.ko": ("if_bridge", 0xA2E8),
+    "pf.ko": ("pf", 0x6B7A8),
+    "nullfs.ko": ("nullfs", 0x7058),
+    "cryptodev.ko": ("cryptodev", 0x6A18),
+}
+
+
+def kld_file(name: str) -> str | None:
+    """Map a kldload/kldstat -n argument (carp, carp.ko, /boot/kernel/carp.ko) to a file name."""
+    base = os.path.basename(name)
+    if base == "kernel":
+        return base
+    base = base if base.endswith(".ko") else base + ".ko"
+    return base if base in KLD_CATALOG else None
+
+
+def kld_load(file: str) -> None:
+    with locked(kernel_state_path("kld")):
+        mods = loaded_modules()
+        if file not in mods:
+            mods.append(file)
+        save_json(kernel_state_path("kld"), mods)
