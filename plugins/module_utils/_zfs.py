@@ -115,12 +115,14 @@ def build_list_argv(  # noqa: PLR0917
     return argv + list(roots)
 
 
-def build_get_argv(names, properties, parsable=False, recursive=False, sources=None):
-    """Return `get -H [-p] [-r] -o name,property,value,source [-s src] props names...`."""
+def build_get_argv(names, properties, parsable=False, recursive=False, sources=None, depth=None):  # noqa: PLR0917
+    """Return `get -H [-p] [-r | -d N] -o name,property,value,source [-s src] props names...`."""
     argv = ["get", "-H"]
     if parsable:
         argv.append("-p")
-    if recursive:
+    if depth is not None:
+        argv += ["-d", str(int(depth))]
+    elif recursive:
         argv.append("-r")
     argv += ["-o", ",".join(GET_COLUMNS)]
     if sources:
