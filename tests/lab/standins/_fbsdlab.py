@@ -214,3 +214,154 @@ def kld_load(file: str) -> None:
         if file not in mods:
             mods.append(file)
         save_json(kernel_state_path("kld"), mods)
+
+
+# ---- CARP ------------------------------------------------------------------------------------
+# The registry in the shared directory holds every node's CARP vhids and the sysctls that drive
+# elections (demotion, preempt, allow). Each query re-runs the election under the registry lock.
+
+CARP_MAXSKEW = 240
+
+
+def shared(path: str) -> str:
+    return root(f"/run/fbsd-lab/shared/{path}")
+
+
+def carp_registry_path() -> str:
+    return shared("carp.json")
+
+
+def local_sysctl(name: str, default: str) -> str:
+    return load_json(kernel_state_path("sysctl"), {}).get(name, default)
+
+
+def ensure_anchor() -> dict:
+    """Return this node's liveness anchor {pid, start}, starting one if needed.
+
+    The anchor is a sleeping process of the node: a crash kills it with the rest of the node,
+    so other nodes see this node's vhids go silent, as they would stop hearing advertisements.
+    """
+    import subprocess
+
+    path = kernel_state_path("carp-anchor")
+    rec = load_json(path, {})
+    if rec and pid_alive(rec.get("pid", 0), rec.get("start")):
+        return rec
+    with open(os.devnull, "rb") as null, open(os.devnull, "wb") as out:
+        proc = subprocess.Popen(
+            ["fbsd-lab-carp-anchor", "infinity"], executable="/bin/sleep", stdin=null,
+            stdout=out, stderr=out, start_new_session=True, cwd="/", close_fds=True,
+        )
+    rec = {"pid": proc.pid, "start": proc_start_time(proc.pid)}
+    save_json(path, rec)
+    return rec
+
+
+def carp_node_record(reg: dict) -> dict:
+    """Refresh and return this node's record in the registry (caller holds the lock)."""
+    info = node_info()
+    anchor = ensure_anchor()
+    rec = reg.setdefault("nodes", {}).setdefault(info["name"], {})
+    rec.update({
+        "index": info.get("index", 0),
+        "anchor": anchor["pid"],
+        "start": anchor["start"],
+        "demotion": int(local_sysctl("net.inet.carp.demotion", "0")),
+        "preempt": int(local_sysctl("net.inet.carp.preempt", "0")),
+        "allow": int(local_sysctl("net.inet.carp.allow", "1")),
+    })
+    return rec
+
+
+def carp_log(line: str) -> None:
+    import time
+
+    os.makedirs(shared(""), exist_ok=True)
+    with open(shared("carp-events.log"), "a") as fh:
+        fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+
+
+def carp_evaluate(reg: dict) -> None:
+    """Run the election for every vhid and store each entry's state (caller holds the lock).
+
+    Rules (per vhid, among entries whose node is alive and whose interface is up):
+    * e hears p when they are on different nodes, not cut by shared/partitions.json, e's node
+      has net.inet.carp.allow=1 and both use the same pass.
+    * A MASTER that hears a MASTER advertising more often (lower advbase, then lower
+      advskew + demotion, capped at 240) becomes BACKUP; an exact tie keeps the lower node index.
+    * A BACKUP whose node has net.inet.carp.preempt=1 takes over from slower MASTERs it hears.
+    * A non-MASTER that hears no MASTER times out and becomes MASTER, shortest timer first
+      (same order as above); an entry forced to BACKUP with `state backup` goes last.
+    """
+    nodes = reg.get("nodes", {})
+    cut = {frozenset(p) for p in load_json(shared("partitions.json"), []) if len(p) == 2}
+    alive = {n: pid_alive(r.get("anchor", 0), r.get("start")) for n, r in nodes.items()}
+    entries = reg.get("vhids", {})
+    by_vhid: dict = {}
+    for key, e in entries.items():
+        by_vhid.setdefault(e["vhid"], []).append(e)
+
+    def rank(e):
+        rec = nodes.get(e["node"], {})
+        skew = min(e["advskew"] + rec.get("demotion", 0), CARP_MAXSKEW)
+        return (e["advbase"] * 256 + skew, rec.get("index", 0))
+
+    for vhid, group in by_vhid.items():
+        before = {id(e): e.get("state", "INIT") for e in group}
+        active = [e for e in group if alive.get(e["node"]) and not e.get("down") and e.get("addrs")]
+        for e in group:
+            if e not in active:
+                e["state"] = "INIT"
+
+        def heard(e):
+            if not nodes.get(e["node"], {}).get("allow", 1):
+                return []
+            return [p for p in active if p["node"] != e["node"]
+                    and frozenset((e["node"], p["node"])) not in cut
+                    and p.get("pass", "") == e.get("pass", "")]
+
+        for _ in range(4 * len(active) + 4):
+            changed = False
+            for e in sorted(active, key=rank):
+                if e.get("state") == "MASTER" and any(
+                        h.get("state") == "MASTER" and rank(h) < rank(e) for h in heard(e)):
+                    e["state"], changed = "BACKUP", True
+            for e in sorted(active, key=rank):
+                masters = [h for h in heard(e) if h.get("state") == "MASTER"]
+                if e.get("state") != "MASTER" and masters and not e.get("yield") \
+                        and nodes.get(e["node"], {}).get("preempt", 0) \
+                        and all(rank(e) < rank(h) for h in masters):
+                    e["state"], changed = "MASTER", True
+            idle = [e for e in active if e.get("state") != "MASTER"
+                    and not any(h.get("state") == "MASTER" for h in heard(e))]
+            if idle:
+                best = min(idle, key=lambda e: (bool(e.get("yield")), rank(e)))
+                best["state"], changed = "MASTER", True
+            if not changed:
+                break
+        for e in active:
+            if e.get("state") != "MASTER":
+                e["state"] = "BACKUP"
+            if any(h.get("state") == "MASTER" for h in heard(e)):
+                e.pop("yield", None)
+        for e in group:
+            if before[id(e)] != e["state"]:
+                carp_log(f"{e['node']}: carp: {vhid}@{e['ifname']}: {before[id(e)]} -> {e['state']}")
+
+
+@contextlib.contextmanager
+def carp_registry():
+    """Yield the registry (with this node's record refreshed); elect and save on exit."""
+    path = carp_registry_path()
+    with locked(path):
+        reg = load_json(path, {"nodes": {}, "vhids": {}})
+        reg.setdefault("vhids", {})
+        carp_node_record(reg)
+        yield reg
+        carp_evaluate(reg)
+        save_json(path, reg)
+
+
+def carp_sysctl_changed() -> None:
+    with carp_registry():
+        pass
