@@ -1,12 +1,17 @@
 # Copyright: (c) 2026, freebsd_ha.storage contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""End-to-end fixtures: a two-node lab and a helper that runs the collection's playbooks against it."""
+"""End-to-end fixtures: a two-node lab and a helper that runs the collection's playbooks against it.
+
+FBSD_HA_E2E_KEEP=1 leaves the lab running after the session (a later session reuses it; `labctl up`
+is idempotent), for quick iteration on one test.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -16,21 +21,29 @@ LABCTL = ROOT / "tests" / "lab" / "labctl"
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 # A lab of its own, so a developer's running lab is left alone.
 LAB_DIR = os.environ.get("FBSD_HA_E2E_LAB_DIR", "/srv/fbsd-ha-lab-e2e")
+KEEP = os.environ.get("FBSD_HA_E2E_KEEP") == "1"
 
 
 def labctl(*args, check=True):
     env = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR)
-    return subprocess.run([str(LABCTL), *args], check=check, env=env, capture_output=True, text=True)
+    completed = subprocess.run([str(LABCTL), *args], check=False, env=env, capture_output=True, text=True)
+    if check and completed.returncode != 0:
+        raise AssertionError(f"labctl {' '.join(args)} exited {completed.returncode}:\n"
+                             f"{completed.stdout[-4000:]}\n{completed.stderr[-4000:]}")
+    return completed
 
 
 @pytest.fixture(scope="session")
 def lab():
+    started = time.monotonic()
     labctl("up", "--nodes", "2")
     inventory_dir = Path(LAB_DIR) / "ansible"
     labctl("inventory", "--dir", str(inventory_dir))
+    print(f"\ne2e lab up in {time.monotonic() - started:.1f}s")
     yield Lab(inventory_dir)
-    labctl("down")
-    labctl("destroy")
+    if not KEEP:
+        labctl("down", check=False)
+        labctl("destroy", check=False)
 
 
 class Lab:
@@ -48,6 +61,8 @@ class Lab:
                 "-e", json.dumps(extra_vars)]
         if check:
             argv.append("--check")
+        started = time.monotonic()
         completed = subprocess.run(argv, check=False, env=env, capture_output=True, text=True)
-        assert completed.returncode == 0, f"{name} failed:\n{completed.stdout[-8000:]}\n{completed.stderr[-3000:]}"
+        print(f"{name}: {time.monotonic() - started:.1f}s")
+        assert completed.returncode == 0, f"{name} failed:\n{completed.stdout[-12000:]}\n{completed.stderr[-3000:]}"
         return completed.stdout
