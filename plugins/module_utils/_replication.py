@@ -9,9 +9,9 @@ import re
 import shlex
 
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import StateError
+from ansible_collections.freebsd_ha.storage.plugins.module_utils._safety import local_properties
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._zfs import (
     ParseError,
-    build_rescue_snapshot_name,
     parse_get,
     split_snapshot_name,
 )
@@ -168,7 +168,7 @@ def build_properties_argv(dataset):
 
 
 def summarise_target_properties(text, dataset):
-    """Return {exists, written (int or None), readonly, mounted, resume_token, resumable} from build_properties_argv."""
+    """Return {written (int or None), readonly, mounted, resume_token, resumable, local} from build_properties_argv."""
     props = parse_get(text).get(dataset, {})
     values = {prop: entry["value"] for prop, entry in props.items()}
     written = values.get("written")
@@ -180,6 +180,7 @@ def summarise_target_properties(text, dataset):
         # Every zfs with resumable receive (recv -s) lists receive_resume_token under `get all`.
         "resumable": "receive_resume_token" in values,
         "resume_token": token if token not in (None, "-", "") else None,
+        "local": local_properties(props),
     }
 
 
@@ -215,34 +216,6 @@ def build_recv_argv(target, unmount=True, force=False, resumable=False):
 def build_remote_argv(ssh_options, peer, zfs_args):
     """Return `<ssh options> <peer> zfs <args>` with each argument quoted for the remote shell."""
     return [*ssh_options, peer, "zfs", *(shlex.quote(str(arg)) for arg in zfs_args)]
-
-
-def build_rescue_names(target, now):
-    """Return (rescue dataset, rescue snapshot after the rename, snapshot taken on target) for the UTC time now."""
-    snapshot = build_rescue_snapshot_name(target, now)
-    stamp = snapshot.split("@rescue-", 1)[1]
-    dataset = f"{target}_rescue_{stamp}"
-    return dataset, f"{dataset}@rescue-{stamp}", snapshot
-
-
-def plan_rescue(target, common, now, mounted=False):
-    """Return (zfs argv tails, rescue snapshot name) that move the diverged target aside, zero-copy.
-
-    `recv -F` cannot be trusted with diverged data: OpenZFS destroys target snapshots newer
-    than the incremental source, zfs-fuse refuses instead, and a rescue snapshot left on the
-    target is one of those snapshots. A clone of it pins it, so recv -F fails; promoting that
-    clone takes the common snapshot with it. So the target is renamed to the rescue name
-    (keeping every diverged snapshot and write), a clone of the common snapshot takes the
-    target's name, and `zfs promote` moves the snapshots up to the common one onto it. The
-    incremental then applies to that clone. Proven on zfs-fuse 0.7.0 (docs/modules_zfs_replicate.md).
-    """
-    dataset, rescue, snapshot = build_rescue_names(target, now)
-    steps = [["snapshot", snapshot]]
-    if mounted:
-        # zfs-fuse cannot rename a mounted filesystem ("dataset is busy").
-        steps.append(["umount", target])
-    steps += [["rename", target, dataset], ["clone", f"{dataset}@{common}", target], ["promote", target]]
-    return steps, rescue
 
 
 # ---------------------------------------------------------------- planner

@@ -388,11 +388,6 @@ def is_missing_dataset_error(stderr):
 # ---------------------------------------------------------------- planners
 
 
-def build_rescue_snapshot_name(dataset, now):
-    """Return `<dataset>@rescue-<UTC YYYYmmddTHHMMSSZ>` for the aware or UTC datetime now."""
-    return validate_snapshot_name(f"{dataset}@rescue-{now.strftime('%Y%m%dT%H%M%SZ')}")
-
-
 def plan_snapshot_present(name, existing, recursive=False, properties=None):
     """Return the argv tails that create snapshot name unless it is in existing (a set of names)."""
     if name in existing:
@@ -442,14 +437,13 @@ def plan_holds(name, tags, hold_state, current_tags, recursive=False):
     return plan
 
 
-def plan_rollback(target, snapshots, written=None, destroy_newer=False, rescue=True):
+def plan_rollback(target, snapshots, written=None, destroy_newer=False):
     """Return the rollback argv tails for target given the dataset's snapshots (rows with createtxg).
 
     written: bytes written since the latest snapshot (int), or None where zfs has no `written`.
     Nothing to do when target is the latest snapshot and written == 0. StateError when newer
-    snapshots exist and destroy_newer is false, and when rescue is true while unsnapshotted writes
-    may exist (a rescue snapshot taken now would be newer than target and be destroyed by the
-    rollback itself, so it cannot protect those writes).
+    snapshots exist and destroy_newer is false. Keeping the current state is the caller's choice
+    (_safety.plan_rescue replaces this plan with a zero-copy rescue).
     """
     by_name = {row["name"]: row for row in snapshots}
     if target not in by_name:
@@ -460,19 +454,9 @@ def plan_rollback(target, snapshots, written=None, destroy_newer=False, rescue=T
     if newer and not destroy_newer:
         raise StateError(
             f"refusing to roll back {dataset} to {target}: it would destroy the newer snapshots "
-            f"{', '.join(newer)}. Replicate or clone what you need, then set destroy_newer: true."
+            f"{', '.join(newer)}. Replicate or clone what you need, then set destroy_newer: true "
+            "(with rescue: true they are kept in the rescue dataset)."
         )
     if not newer and written == 0:
         return []
-    if rescue and (written is None or written > 0):
-        amount = (
-            "an unknown amount of data (this zfs has no 'written' property)"
-            if written is None
-            else (f"{written} bytes")
-        )
-        raise StateError(
-            f"refusing to roll back {dataset} to {target}: {amount} written since the latest snapshot "
-            "would be lost, and a rescue snapshot cannot keep it because zfs rollback destroys every "
-            "snapshot newer than the target. Copy the data elsewhere (zfs snapshot + zfs send), then set rescue: false."
-        )
     return [build_rollback_argv(target, destroy_newer=bool(newer))]

@@ -168,6 +168,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.freebsd_ha.storage.plugins.module_utils import _replication as repl
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import CommandError, Runner, StateError
+from ansible_collections.freebsd_ha.storage.plugins.module_utils._safety import plan_rescue
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._zfs import (
     is_missing_dataset_error,
     validate_dataset_name,
@@ -276,8 +277,8 @@ def apply(params, state, replication, zfs, peer):
     if not state["target_exists"] and not state["parent_exists"]:
         peer.change(["create", "-p", target.rsplit("/", 1)[0]])
     if replication["rescue_needed"]:
-        steps, rescue = repl.plan_rescue(target, replication["common"], datetime.now(timezone.utc),
-                                         mounted=props["mounted"] == "yes")
+        steps, rescue = plan_rescue(target, replication["common"], datetime.now(timezone.utc),
+                                    mounted=props["mounted"] == "yes", local_properties=props["local"])
         for step in steps:
             peer.change(step)
     resumable = params["resume"] and props["resumable"]

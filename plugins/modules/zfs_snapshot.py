@@ -62,10 +62,15 @@ options:
     default: false
   rescue:
     description:
-      - With V(rolled_back), refuse when data written since the latest snapshot would be lost (or when
-        this zfs cannot tell, as zfs-fuse). Set V(false) to accept that loss.
-      - A rescue snapshot cannot protect that data, because C(zfs rollback) destroys every snapshot
-        newer than its target, a snapshot taken just before included; copy the data elsewhere first.
+      - With V(rolled_back), keep the current state instead of destroying it. The dataset is snapshotted
+        (C(@rescue-<UTC>)) and renamed to C(<dataset>_rescue_<UTC>) with C(canmount=noauto); a clone of
+        O(name) takes the dataset's name and its locally set properties and is promoted, so it owns the
+        snapshots up to O(name) with their guids (replication continues from them). Nothing is copied.
+      - The rescue keeps every newer snapshot and the unsnapshotted writes; its snapshot is returned in RV(rescue).
+        It pins O(name) until the rescue dataset is destroyed.
+      - Refused for a dataset with child datasets (the rename would move them).
+      - V(false) runs a plain C(zfs rollback), which destroys the writes since the latest snapshot (and, with
+        O(destroy_newer=true), the newer snapshots).
     type: bool
     default: true
 notes:
@@ -113,6 +118,11 @@ plan:
   elements: list
   returned: always
   sample: [["snapshot", "tank/nfs@pre-failover"]]
+rescue:
+  description: The rescue snapshot that keeps the state a V(rolled_back) replaced (see O(rescue)); null otherwise.
+  type: str
+  returned: always
+  sample: tank/nfs_rescue_20261121T134000Z@rescue-20261121T134000Z
 diff:
   description: Before/after of the snapshot's existence and hold tags.
   type: dict
@@ -120,10 +130,13 @@ diff:
   sample: {"before": {"exists": false}, "after": {"exists": true}}
 """
 
+from datetime import datetime, timezone
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.freebsd_ha.storage.plugins.module_utils import _zfs
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import CommandError, Runner, StateError
+from ansible_collections.freebsd_ha.storage.plugins.module_utils._safety import local_properties, plan_rescue
 
 
 def read_state(runner, params):
@@ -154,6 +167,12 @@ def read_state(runner, params):
     if params["state"] == "rolled_back" and state["caps"].written:
         got = _zfs.parse_get(runner.read(_zfs.build_get_argv([dataset], ["written"], parsable=True)).stdout)
         state["written"] = int(got[dataset]["written"]["value"])
+    if params["state"] == "rolled_back" and params["rescue"]:
+        props = _zfs.parse_get(runner.read(_zfs.build_get_argv([dataset], ["all"], parsable=True)).stdout)[dataset]
+        state["mounted"] = props.get("mounted", {}).get("value") == "yes"
+        state["local"] = local_properties(props)
+        listed = runner.read(_zfs.build_list_argv([dataset], ("name",), recursive=True, depth=1)).stdout
+        state["children"] = [row["name"] for row in _zfs.parse_list(listed, ("name",)) if row["name"] != dataset]
     return state
 
 
@@ -165,7 +184,12 @@ def plan_changes(params, state):
             raise StateError("holds cannot be managed with state: absent; release them with state: present first")
         return _zfs.plan_snapshot_absent(name, rows, state["holds"], params["recursive"])
     if params["state"] == "rolled_back":
-        return _zfs.plan_rollback(name, rows, state.get("written"), params["destroy_newer"], params["rescue"])
+        plan = _zfs.plan_rollback(name, rows, state.get("written"), params["destroy_newer"])
+        if plan and params["rescue"]:
+            dataset, short = _zfs.split_snapshot_name(name)
+            plan, state["rescue"] = plan_rescue(dataset, short, datetime.now(timezone.utc), mounted=state["mounted"],
+                                                local_properties=state["local"], children=state["children"])
+        return plan
     plan = _zfs.plan_snapshot_present(name, {row["name"] for row in rows}, params["recursive"], params["properties"])
     if state["holds"] is not None or not exists:
         tags = {hold["tag"] for hold in state["holds"] or [] if hold["snapshot"] == name}
@@ -217,7 +241,7 @@ def main():
     except (CommandError, StateError) as err:
         extra = err.to_result() if isinstance(err, CommandError) else {}
         module.fail_json(msg=str(err), commands=runner.commands, **extra)
-    result = {"changed": bool(plan), "plan": plan, "commands": runner.commands}
+    result = {"changed": bool(plan), "plan": plan, "commands": runner.commands, "rescue": state.get("rescue")}
     if plan and module._diff:
         name = module.params["name"]
         verbs = [argv[0] for argv in plan]
@@ -228,7 +252,7 @@ def main():
             if argv[0] in ("hold", "release"):
                 before.setdefault("holds", []).append(f"{'-' if argv[0] == 'hold' else '+'}{argv[-2]}")
                 after.setdefault("holds", []).append(f"{'+' if argv[0] == 'hold' else '-'}{argv[-2]}")
-        if "rollback" in verbs:
+        if "rollback" in verbs or "promote" in verbs:
             before["rolled_back_to"], after["rolled_back_to"] = None, name
         result["diff"] = {"before": before, "after": after, "before_header": name, "after_header": name}
     module.exit_json(**result)

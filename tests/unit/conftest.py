@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,20 @@ def load_cases(yaml_path):
     """Return (ids, cases) from a module's YAML case file, for pytest.mark.parametrize."""
     cases = yaml.safe_load(Path(yaml_path).read_text())
     return [case["id"] for case in cases], cases
+
+
+class FrozenClock(datetime):
+    """The UTC time every rescue name in the module cases is built from: 2026-11-21 13:40:00Z."""
+
+    @classmethod
+    def now(cls, tz=None):
+        return datetime(2026, 11, 21, 13, 40, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def freeze_clock(monkeypatch):
+    """Make a module's datetime.now() return FrozenClock's time."""
+    return lambda module_obj: monkeypatch.setattr(module_obj, "datetime", FrozenClock)
 
 
 class ModuleExit(Exception):

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -47,13 +46,15 @@ def test_snapshot_guids_refuse_humanised_guid():
 
 def test_target_properties_without_written_or_resume_token_on_zfs_fuse():
     props = repl.summarise_target_properties(read_fixture("zfs/zfs-recv-target-props.zfs-fuse.txt"), TARGET)
-    assert props == {"written": None, "readonly": "off", "mounted": "yes", "resumable": False, "resume_token": None}
+    assert props == {"written": None, "readonly": "off", "mounted": "yes", "resumable": False, "resume_token": None,
+                     "local": {}}
 
 
 def test_target_properties_read_written_and_resume_token():
     text = "tank/a\twritten\t4096\t-\ntank/a\treceive_resume_token\t1-abc-def\t-\ntank/a\treadonly\ton\tlocal\n"
     props = repl.summarise_target_properties(text, "tank/a")
     assert (props["written"], props["resume_token"], props["resumable"]) == (4096, "1-abc-def", True)
+    assert props["local"] == {"readonly": "on"}
 
 
 @pytest.mark.parametrize(
@@ -159,19 +160,6 @@ def test_recv_argv_and_remote_quoting():
         "recv", "-u", "-F", "-s", "tank/a"]
     assert repl.build_remote_argv(["-o", "BatchMode=yes"], "f1", ["recv", "pool/ds with space"]) == [
         "-o", "BatchMode=yes", "f1", "zfs", "recv", "'pool/ds with space'"]
-
-
-def test_rescue_moves_target_aside_and_promotes_a_clone_of_the_common_snapshot():
-    now = datetime(2026, 11, 21, 13, 40, tzinfo=timezone.utc)
-    steps, rescue = repl.plan_rescue(TARGET, "daily-2026-11-21", now, mounted=True)
-    assert steps == [
-        ["snapshot", "backup/nfs@rescue-20261121T134000Z"],
-        ["umount", "backup/nfs"],
-        ["rename", "backup/nfs", "backup/nfs_rescue_20261121T134000Z"],
-        ["clone", "backup/nfs_rescue_20261121T134000Z@daily-2026-11-21", "backup/nfs"],
-        ["promote", "backup/nfs"],
-    ]
-    assert rescue == "backup/nfs_rescue_20261121T134000Z@rescue-20261121T134000Z"
 
 
 def test_rescue_procedure_proof_shows_data_readable_and_receive_succeeding():

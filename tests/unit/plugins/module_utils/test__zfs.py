@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 
 from ansible_collections.freebsd_ha.storage.plugins.module_utils import _zfs
@@ -367,20 +365,12 @@ def test_rollback_is_a_noop_at_the_latest_snapshot_without_writes():
     assert _zfs.plan_rollback("tank/a@new", snaps, written=0) == []
 
 
-def test_rollback_refuses_to_lose_writes_unless_rescue_is_false():
+def test_rollback_at_the_latest_snapshot_runs_when_writes_are_unknown_or_present():
     snaps = rows(("tank/a@new", 9, 0))
-    with pytest.raises(StateError, match="4096 bytes written"):
-        _zfs.plan_rollback("tank/a@new", snaps, written=4096)
-    with pytest.raises(StateError, match="unknown amount"):
-        _zfs.plan_rollback("tank/a@new", snaps, written=None)
-    assert _zfs.plan_rollback("tank/a@new", snaps, written=None, rescue=False) == [["rollback", "tank/a@new"]]
+    assert _zfs.plan_rollback("tank/a@new", snaps, written=4096) == [["rollback", "tank/a@new"]]
+    assert _zfs.plan_rollback("tank/a@new", snaps, written=None) == [["rollback", "tank/a@new"]]
 
 
 def test_rollback_to_a_missing_snapshot_is_refused():
     with pytest.raises(StateError, match="no such snapshot"):
         _zfs.plan_rollback("tank/a@x", rows(("tank/a@new", 9, 0)))
-
-
-def test_rescue_snapshot_name_is_utc_and_valid():
-    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    assert _zfs.build_rescue_snapshot_name("tank/nfs", now) == "tank/nfs@rescue-20260102T030405Z"

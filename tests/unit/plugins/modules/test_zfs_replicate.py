@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,9 @@ from ansible_collections.freebsd_ha.storage.tests.unit.conftest import load_case
 IDS, CASES = load_cases(Path(__file__).with_suffix(".yml"))
 
 
-class FrozenClock(datetime):
-    @classmethod
-    def now(cls, tz=None):
-        return datetime(2026, 11, 21, 13, 40, tzinfo=timezone.utc)
-
-
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_zfs_replicate(run_module, monkeypatch, case):
-    monkeypatch.setattr(zfs_replicate, "datetime", FrozenClock)
+def test_zfs_replicate(run_module, freeze_clock, case):
+    freeze_clock(zfs_replicate)
     result, script = run_module(
         zfs_replicate, case["params"], case.get("commands", []), check_mode=case.get("check_mode", False), diff=True
     )

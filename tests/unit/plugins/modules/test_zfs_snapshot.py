@@ -15,7 +15,8 @@ IDS, CASES = load_cases(Path(__file__).with_suffix(".yml"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_zfs_snapshot(run_module, case):
+def test_zfs_snapshot(run_module, freeze_clock, case):
+    freeze_clock(zfs_snapshot)
     result, script = run_module(
         zfs_snapshot, case["params"], case.get("commands", []), check_mode=case.get("check_mode", False), diff=True
     )
