@@ -66,6 +66,9 @@ done < "$D/overlays"
 mount --bind "$D/root" /root
 mount --bind "$D/tmp" /tmp
 mkdir -p /zdata
+# An empty private tmpfs under the pool mountpoint: if the pool is ever not mounted, writes to
+# /zdata/... stay in the node instead of landing on the host's root file system.
+mount -t tmpfs -o size=1m,mode=0755 fbsd-lab-zdata /zdata
 # 5. Identity, /etc/hosts, node.json, stand-ins and the FreeBSD-looking interpreter.
 hostname "$NAME"
 echo "$NAME" > /etc/hostname
