@@ -17,7 +17,11 @@ import contextlib
 import fcntl
 import json
 import os
+import re
+import shlex
+import subprocess
 import sys
+import time
 
 LIB_DIR = "/usr/local/libexec/fbsd-lab"
 
@@ -121,9 +125,6 @@ RC_CONF_FILES = ["/etc/rc.conf", "/etc/rc.conf.local"]
 
 def parse_assignment(line: str):
     """Parse one rc.conf line `name=value` (sh quoting) into (name, value), or None."""
-    import re
-    import shlex
-
     stripped = line.strip()
     m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", stripped)
     if not m:
@@ -170,6 +171,7 @@ def checkyesno(value: str | None) -> bool:
 
 
 # ---- kernel state (sysctl, modules) ----------------------------------------------------------
+
 
 def kernel_state_path(name: str) -> str:
     return root(f"/var/run/fbsd-lab/{name}.json")
@@ -241,16 +243,20 @@ def ensure_anchor() -> dict:
     The anchor is a sleeping process of the node: a crash kills it with the rest of the node,
     so other nodes see this node's vhids go silent, as they would stop hearing advertisements.
     """
-    import subprocess
-
     path = kernel_state_path("carp-anchor")
     rec = load_json(path, {})
     if rec and pid_alive(rec.get("pid", 0), rec.get("start")):
         return rec
     with open(os.devnull, "rb") as null, open(os.devnull, "wb") as out:
         proc = subprocess.Popen(
-            ["fbsd-lab-carp-anchor", "infinity"], executable="/bin/sleep", stdin=null,
-            stdout=out, stderr=out, start_new_session=True, cwd="/", close_fds=True,
+            ["fbsd-lab-carp-anchor", "infinity"],
+            executable="/bin/sleep",
+            stdin=null,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            cwd="/",
+            close_fds=True,
         )
     rec = {"pid": proc.pid, "start": proc_start_time(proc.pid)}
     save_json(path, rec)
@@ -262,20 +268,20 @@ def carp_node_record(reg: dict) -> dict:
     info = node_info()
     anchor = ensure_anchor()
     rec = reg.setdefault("nodes", {}).setdefault(info["name"], {})
-    rec.update({
-        "index": info.get("index", 0),
-        "anchor": anchor["pid"],
-        "start": anchor["start"],
-        "demotion": int(local_sysctl("net.inet.carp.demotion", "0")),
-        "preempt": int(local_sysctl("net.inet.carp.preempt", "0")),
-        "allow": int(local_sysctl("net.inet.carp.allow", "1")),
-    })
+    rec.update(
+        {
+            "index": info.get("index", 0),
+            "anchor": anchor["pid"],
+            "start": anchor["start"],
+            "demotion": int(local_sysctl("net.inet.carp.demotion", "0")),
+            "preempt": int(local_sysctl("net.inet.carp.preempt", "0")),
+            "allow": int(local_sysctl("net.inet.carp.allow", "1")),
+        }
+    )
     return rec
 
 
 def carp_log(line: str) -> None:
-    import time
-
     os.makedirs(shared(""), exist_ok=True)
     with open(shared("carp-events.log"), "a") as fh:
         fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
@@ -298,7 +304,7 @@ def carp_evaluate(reg: dict) -> None:
     alive = {n: pid_alive(r.get("anchor", 0), r.get("start")) for n, r in nodes.items()}
     entries = reg.get("vhids", {})
     by_vhid: dict = {}
-    for key, e in entries.items():
+    for e in entries.values():
         by_vhid.setdefault(e["vhid"], []).append(e)
 
     def rank(e):
@@ -313,27 +319,39 @@ def carp_evaluate(reg: dict) -> None:
             if e not in active:
                 e["state"] = "INIT"
 
-        def heard(e):
+        def heard(e, active=active):
             if not nodes.get(e["node"], {}).get("allow", 1):
                 return []
-            return [p for p in active if p["node"] != e["node"]
-                    and frozenset((e["node"], p["node"])) not in cut
-                    and p.get("pass", "") == e.get("pass", "")]
+            return [
+                p
+                for p in active
+                if p["node"] != e["node"]
+                and frozenset((e["node"], p["node"])) not in cut
+                and p.get("pass", "") == e.get("pass", "")
+            ]
 
         for _ in range(4 * len(active) + 4):
             changed = False
             for e in sorted(active, key=rank):
                 if e.get("state") == "MASTER" and any(
-                        h.get("state") == "MASTER" and rank(h) < rank(e) for h in heard(e)):
+                    h.get("state") == "MASTER" and rank(h) < rank(e) for h in heard(e)
+                ):
                     e["state"], changed = "BACKUP", True
             for e in sorted(active, key=rank):
                 masters = [h for h in heard(e) if h.get("state") == "MASTER"]
-                if e.get("state") != "MASTER" and masters and not e.get("yield") \
-                        and nodes.get(e["node"], {}).get("preempt", 0) \
-                        and all(rank(e) < rank(h) for h in masters):
+                if (
+                    e.get("state") != "MASTER"
+                    and masters
+                    and not e.get("yield")
+                    and nodes.get(e["node"], {}).get("preempt", 0)
+                    and all(rank(e) < rank(h) for h in masters)
+                ):
                     e["state"], changed = "MASTER", True
-            idle = [e for e in active if e.get("state") != "MASTER"
-                    and not any(h.get("state") == "MASTER" for h in heard(e))]
+            idle = [
+                e
+                for e in active
+                if e.get("state") != "MASTER" and not any(h.get("state") == "MASTER" for h in heard(e))
+            ]
             if idle:
                 best = min(idle, key=lambda e: (bool(e.get("yield")), rank(e)))
                 best["state"], changed = "MASTER", True

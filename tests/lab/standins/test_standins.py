@@ -42,15 +42,16 @@ class Node:
         (self.root / "run/fbsd-lab/shared").symlink_to(shared)
         (self.root / "run/fbsd-lab/host-sbin").symlink_to("/usr/sbin")
         nodes = {n: f"127.0.10.{i + 1}" for i, n in enumerate(names)}
-        (self.root / "run/fbsd-lab/node.json").write_text(json.dumps(
-            {"name": name, "address": nodes[name], "index": index, "nodes": nodes}))
+        (self.root / "run/fbsd-lab/node.json").write_text(
+            json.dumps({"name": name, "address": nodes[name], "index": index, "nodes": nodes})
+        )
 
     def run(self, tool: str, *args: str, check: bool = False, ns_pid: int | None = None):
         env = dict(os.environ, FBSD_LAB_ROOT=str(self.root), LC_ALL="C", TZ="UTC")
         argv = [str(HERE / tool), *args]
         if ns_pid:
             argv = ["nsenter", "-t", str(ns_pid), "-m", "--", *argv]
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
         if check:
             assert proc.returncode == 0, proc.stderr
         return proc
@@ -94,6 +95,7 @@ def node(lab):
 
 # ---- common -----------------------------------------------------------------------------------
 
+
 def test_manifest_entries_exist_and_use_the_debian_python():
     for name, dest in MANIFEST:
         path = HERE / name
@@ -112,11 +114,14 @@ def test_every_standin_identifies_itself(node, tool):
 
 # ---- sysrc ------------------------------------------------------------------------------------
 
+
 def test_sysrc_assignments_print_old_and_new_value_as_in_the_sample(node):
     sample = [ln for ln in fixture("sysrc-zfskeys-foozone.txt").splitlines() if not ln.startswith("paul@")]
     node.run("sysrc", "zfskeys_enable=YES", check=True)
     first = node.run("sysrc", "zfskeys_enable=YES", check=True).stdout.splitlines()
-    second = node.run("sysrc", "zfskeys_datasets=zdata/enc zdata/enc/nfsdata zroot/bhyve", check=True).stdout.splitlines()
+    second = node.run(
+        "sysrc", "zfskeys_datasets=zdata/enc zdata/enc/nfsdata zroot/bhyve", check=True
+    ).stdout.splitlines()
     assert first + second == sample
 
 
@@ -203,8 +208,9 @@ def test_service_answers_the_ansible_freebsd_sequence(labd):
 
 def test_service_refuses_a_disabled_service_with_the_rc_subr_text(labd):
     proc = labd.run("service", "labd", "start")
-    assert proc.stdout == ("Cannot 'start' labd. Set labd_enable to YES in /etc/rc.conf "
-                           "or use 'onestart' instead of 'start'.\n")
+    assert proc.stdout == (
+        "Cannot 'start' labd. Set labd_enable to YES in /etc/rc.conf or use 'onestart' instead of 'start'.\n"
+    )
     assert labd.run("service", "labd", "enabled").returncode == 1
 
 
@@ -226,6 +232,7 @@ def test_service_unknown_script(node):
 
 # ---- kldload / kldstat ------------------------------------------------------------------------
 
+
 def test_kldstat_table_and_module_queries(node):
     lines = node.run("kldstat", check=True).stdout.splitlines()
     assert lines[0] == "Id Refs Address                Size Name"
@@ -244,6 +251,7 @@ def test_kldload_of_a_loaded_module_fails_unless_n(node):
 
 
 # ---- sysctl -----------------------------------------------------------------------------------
+
 
 def test_sysctl_carp_tree_has_the_sample_shape(node):
     assert node.run("sysctl", "net.inet.carp").stderr == "sysctl: unknown oid 'net.inet.carp'\n"
@@ -266,6 +274,7 @@ def test_sysctl_writes_demotion_relatively_and_rejects_unknown_oids(node):
 
 # ---- ifconfig / CARP --------------------------------------------------------------------------
 
+
 def carp_states(node) -> list[str]:
     out = node.run("ifconfig", "em0", check=True).stdout
     return [CARP_RE.match(ln).group(1) for ln in out.splitlines() if CARP_RE.match(ln)]
@@ -275,8 +284,19 @@ def two_carp_nodes(lab, skews=(0, 100)):
     nodes = lab(2)
     for n, skew in zip(nodes, skews):
         n.run("kldload", "carp", check=True)
-        n.run("ifconfig", "em0", "vhid", "1", "advskew", str(skew), "pass", "testpass",
-              "alias", "192.168.1.138/32", check=True)
+        n.run(
+            "ifconfig",
+            "em0",
+            "vhid",
+            "1",
+            "advskew",
+            str(skew),
+            "pass",
+            "testpass",
+            "alias",
+            "192.168.1.138/32",
+            check=True,
+        )
     return nodes
 
 
@@ -347,6 +367,7 @@ def test_ifconfig_unknown_interface(node):
 
 # ---- pkg --------------------------------------------------------------------------------------
 
+
 def test_pkg_install_info_delete_as_pkgng_calls_them(node):
     assert node.run("pkg", "info", "-g", "-e", "zrepl").returncode == 1
     proc = node.run("pkg", "install", "-g", "-U", "-y", "zrepl")
@@ -392,16 +413,18 @@ def zfsns(tmp_path_factory):
     if os.geteuid() != 0 or not shutil.which("zfs-fuse") or not shutil.which("unshare"):
         pytest.fail("the zfs wrapper tests need root, zfs-fuse and unshare (they never skip)")
     d = tmp_path_factory.mktemp("zfsns")
-    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "bash", "-c", ZFS_NS_SCRIPT, "x", str(d)],
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "bash", "-c", ZFS_NS_SCRIPT, "x", str(d)], start_new_session=True
+    )
     for _ in range(200):
         if (d / "ready").exists() or proc.poll() is not None:
             break
         time.sleep(0.05)
     assert (d / "ready").exists(), "private zfs-fuse did not come up"
     yield proc.pid, d
-    subprocess.run(["nsenter", "-t", str(proc.pid), "-m", "--", "zpool", "export", "-f", "tz"],
-                   capture_output=True)
+    subprocess.run(
+        ["nsenter", "-t", str(proc.pid), "-m", "--", "zpool", "export", "-f", "tz"], capture_output=True, check=False
+    )
     os.kill(int((d / "zfs-fuse.pid").read_text()), signal.SIGKILL)
     proc.kill()
     proc.wait()
@@ -409,7 +432,7 @@ def zfsns(tmp_path_factory):
 
 @pytest.fixture
 def zfs(zfsns, node):
-    pid, d = zfsns
+    pid = zfsns[0]
 
     def run(*args, check=False):
         return node.run("zfs", *args, check=check, ns_pid=pid)
@@ -458,7 +481,9 @@ def enc(zfs):
     (zfs.node.root / "keys").mkdir(exist_ok=True)
     (zfs.node.root / "keys/k.key").write_bytes(os.urandom(32))
     root = f"{zfs.ds}/enc"
-    zfs("create", "-o", "encryption=on", "-o", "keyformat=raw", "-o", "keylocation=file:///keys/k.key", root, check=True)
+    zfs(
+        "create", "-o", "encryption=on", "-o", "keyformat=raw", "-o", "keylocation=file:///keys/k.key", root, check=True
+    )
     zfs("create", f"{root}/nfsdata", check=True)
     return zfs, root
 
@@ -484,8 +509,15 @@ def test_zfs_get_keystatus_has_the_sample_shape(enc):
 def test_zfs_encryption_properties_match_the_root_and_child_samples(enc):
     zfs, root = enc
     for ds, name in ((root, "root"), (f"{root}/nfsdata", "child")):
-        out = zfs("get", "-H", "-o", "property,value,source",
-                  "encryption,keylocation,keyformat,encryptionroot,keystatus", ds, check=True).stdout
+        out = zfs(
+            "get",
+            "-H",
+            "-o",
+            "property,value,source",
+            "encryption,keylocation,keyformat,encryptionroot,keystatus",
+            ds,
+            check=True,
+        ).stdout
         sample = fixture(f"zfs-get-all-grep-encryption-{name}-foozone.txt")
         ours = [ln.split("\t") for ln in out.splitlines()]
         theirs = [ln.split()[1:] for ln in sample.splitlines()]
@@ -520,6 +552,11 @@ def test_zfs_send_w_is_accepted(zfs, zfsns):
     snap = f"{zfs.ds}@s1"
     zfs("snapshot", snap, check=True)
     env = dict(os.environ, FBSD_LAB_ROOT=str(zfs.node.root))
-    proc = subprocess.run(["nsenter", "-t", str(zfsns[0]), "-m", "--", str(HERE / "zfs"), "send", "-w", snap],
-                          capture_output=True, env=env, timeout=60)
+    proc = subprocess.run(
+        ["nsenter", "-t", str(zfsns[0]), "-m", "--", str(HERE / "zfs"), "send", "-w", snap],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0 and len(proc.stdout) > 0, proc.stderr
