@@ -54,6 +54,24 @@ class Lab:
         """Run a shell command inside a node; return its stdout."""
         return labctl("exec", name, "--", "sh", "-c", " ".join(command), check=check).stdout
 
+    def fresh_dataset(self, node, name):
+        """Make `name` exist on `node` with no children and no snapshots (zfs-fuse may say busy for a moment)."""
+        script = f"""
+            zfs list -H -o name {name} >/dev/null 2>&1 || zfs create -p {name}
+            for i in 1 2 3 4 5 6 7 8 9 10; do
+                left=$(zfs list -H -o name -t all -r {name} | grep -vx {name})
+                [ -z "$left" ] && exit 0
+                for d in $(zfs list -H -o name -t filesystem,volume -d 1 {name} | grep -vx {name}); do
+                    zfs destroy -r "$d" 2>/dev/null
+                done
+                for s in $(zfs list -H -o name -t snapshot -d 1 {name}); do zfs destroy "$s" 2>/dev/null; done
+                sleep 0.3
+            done
+            echo "could not clean: $left" >&2
+            exit 1
+        """
+        self.node(node, script)
+
     def playbook(self, name, check=False, **extra_vars):
         """Run tests/e2e/playbooks/<name> (its own asserts are the checks); return its output."""
         env = dict(os.environ, ANSIBLE_CONFIG=str(self.inventory_dir / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
