@@ -5,7 +5,6 @@ module, in its own dir (FBSD_HA_LAB_DIR=/srv/fbsd-ha-lab-test), so a developer's
 the last tests take it down and check that nothing is left behind. Run with scripts/stage-lab.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -32,8 +31,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 
 def labctl(*args, check=True, env=None, timeout=120):
-    result = subprocess.run([str(LABCTL), *args], env=env or ENV, capture_output=True, text=True,
-                            timeout=timeout, check=False)
+    result = subprocess.run(
+        [str(LABCTL), *args], env=env or ENV, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check and result.returncode != 0:
         pytest.fail(f"labctl {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
@@ -71,8 +71,12 @@ def lab():
         labctl("up", "--nodes", "3")
         took = time.monotonic() - started
         paths = labctl("inventory").stdout.split()
-        yield {"up_seconds": took, "inventory": Path(paths[0]), "ansible_cfg": Path(paths[2]),
-               "ssh_config": Path(paths[1])}
+        yield {
+            "up_seconds": took,
+            "inventory": Path(paths[0]),
+            "ansible_cfg": Path(paths[2]),
+            "ssh_config": Path(paths[1]),
+        }
     finally:
         labctl("destroy", check=False)
 
@@ -111,16 +115,28 @@ def test_node_json_and_hosts_describe_the_whole_lab(lab):
 
 
 def test_host_sbin_is_the_real_read_only_usr_sbin(lab):
-    out = node("f0", "test -x /run/fbsd-lab/host-sbin/zfs && touch /run/fbsd-lab/host-sbin/x 2>&1; echo rc=$?",
-               check=False).stdout
+    out = node(
+        "f0", "test -x /run/fbsd-lab/host-sbin/zfs && touch /run/fbsd-lab/host-sbin/x 2>&1; echo rc=$?", check=False
+    ).stdout
     assert "Read-only file system" in out and "rc=1" in out
 
 
 def test_setup_reports_freebsd_on_every_node(lab):
-    env = {**os.environ, "ANSIBLE_CONFIG": str(lab["ansible_cfg"]), "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
-           "ANSIBLE_NOCOLOR": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
-    result = subprocess.run([str(BIN / "ansible"), "all", "-m", "ansible.builtin.setup"], env=env,
-                            capture_output=True, text=True, timeout=300, check=False)
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(lab["ansible_cfg"]),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
+        "ANSIBLE_NOCOLOR": "1",
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
+    result = subprocess.run(
+        [str(BIN / "ansible"), "all", "-m", "ansible.builtin.setup"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # minimal callback: "<host> | SUCCESS => {json}" per host
     parts = re.split(r"^(\S+) \| SUCCESS => ", result.stdout, flags=re.MULTILINE)[1:]
@@ -129,14 +145,20 @@ def test_setup_reports_freebsd_on_every_node(lab):
     for name, host in hosts.items():
         facts = host["ansible_facts"]
         assert (facts["ansible_system"], facts["ansible_os_family"], facts["ansible_distribution"]) == (
-            "FreeBSD", "FreeBSD", "FreeBSD"), name
+            "FreeBSD",
+            "FreeBSD",
+            "FreeBSD",
+        ), name
         assert facts["ansible_distribution_version"] == "14.2"
         assert facts["ansible_hostname"] == name
 
 
 def test_freebsd_python_keeps_linux_sys_platform_and_real_pip(lab):
-    out = node("f0", "/usr/local/bin/python3.11 -c 'import sys, os, ctypes; "
-                     "print(sys.platform, os.uname().sysname, os.environ.get(\"PYTHONPATH\"))'").stdout.split()
+    out = node(
+        "f0",
+        "/usr/local/bin/python3.11 -c 'import sys, os, ctypes; "
+        'print(sys.platform, os.uname().sysname, os.environ.get("PYTHONPATH"))\'',
+    ).stdout.split()
     assert out == ["linux", "FreeBSD", "None"]
     assert "pip" in node("f0", "/usr/local/bin/python3.11 -m pip --version").stdout
     assert node("f0", "/usr/bin/python3 -c 'import os; print(os.uname().sysname)'").stdout.strip() == "Linux"
@@ -146,21 +168,30 @@ def test_a_file_written_in_etc_on_f0_is_seen_nowhere_else(lab):
     node("f0", "echo f0-only > /etc/lab-test-marker && echo f0-only > /usr/local/etc/lab-test-marker")
     assert node("f0", "cat /etc/lab-test-marker").stdout.strip() == "f0-only"
     for other in ("f1", "f2"):
-        assert node(other, "test -e /etc/lab-test-marker || test -e /usr/local/etc/lab-test-marker",
-                    check=False).returncode == 1
+        assert (
+            node(
+                other, "test -e /etc/lab-test-marker || test -e /usr/local/etc/lab-test-marker", check=False
+            ).returncode
+            == 1
+        )
     assert not Path("/etc/lab-test-marker").exists()
     assert not Path("/usr/local/etc/lab-test-marker").exists()
     assert (LAB_DIR / "nodes/f0/ov/etc/upper/lab-test-marker").exists()
 
 
 def test_zfs_send_over_ssh_from_f0_to_f1_keeps_the_data(lab):
-    node("f0", "zfs create -p zdata/src && dd if=/dev/urandom of=/zdata/src/blob bs=1M count=8 status=none"
-               " && zfs snapshot zdata/src@s1")
+    node(
+        "f0",
+        "zfs create -p zdata/src && dd if=/dev/urandom of=/zdata/src/blob bs=1M count=8 status=none"
+        " && zfs snapshot zdata/src@s1",
+    )
     node("f1", "zfs create -p zdata/sink/f0")
     node("f0", "zfs send zdata/src@s1 | ssh f1 zfs recv -u zdata/sink/f0/src")
     node("f1", "zfs mount zdata/sink/f0/src")
-    sums = [node(n, f"md5sum {p}").stdout.split()[0] for n, p in
-            (("f0", "/zdata/src/blob"), ("f1", "/zdata/sink/f0/src/blob"))]
+    sums = [
+        node(n, f"md5sum {p}").stdout.split()[0]
+        for n, p in (("f0", "/zdata/src/blob"), ("f1", "/zdata/sink/f0/src/blob"))
+    ]
     assert sums[0] == sums[1]
 
 
@@ -210,8 +241,10 @@ def test_stand_ins_from_the_manifest_land_only_in_node_overlays(lab, tmp_path):
     probe.mkdir()
     (probe / "hello").write_text("#!/bin/sh\necho hello from $(hostname) --lab-version\n")
     (probe / "boot").write_text("#!/bin/sh\nmkdir -p /var/db && date > /var/db/fbsd-lab-booted\n")
-    (probe / "MANIFEST").write_text("hello /usr/local/sbin/lab-hello\nboot /usr/local/libexec/fbsd-lab/boot\n"
-                                    "missing /usr/sbin/missing\nhello /opt/outside\n")
+    (probe / "MANIFEST").write_text(
+        "hello /usr/local/sbin/lab-hello\nboot /usr/local/libexec/fbsd-lab/boot\n"
+        "missing /usr/sbin/missing\nhello /opt/outside\n"
+    )
     env = {**ENV, "FBSD_HA_LAB_STANDINS": str(probe)}
     result = labctl("up", env=env)
     assert "/opt/outside is outside the node overlays" in result.stderr
@@ -231,9 +264,14 @@ def test_labctl_refuses_a_lab_dir_under_tmp():
 
 @pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv")
 def test_labctl_explains_that_it_needs_root():
-    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
-                             str(LABCTL), "up"], env={**ENV, "FBSD_HA_LAB_DIR": "/srv/fbsd-ha-lab-nobody"},
-                            capture_output=True, text=True, timeout=30, check=False)
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, str(LABCTL), "up"],
+        env={**ENV, "FBSD_HA_LAB_DIR": "/srv/fbsd-ha-lab-nobody"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 2 and "must run as root" in result.stderr
 
 

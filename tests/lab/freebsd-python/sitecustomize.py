@@ -47,8 +47,7 @@ def _install():
 
     def uname():
         real = real_uname()
-        return os.uname_result((
-            "FreeBSD", real.nodename, _RELEASE, _VERSION, _MACHINE))
+        return os.uname_result(("FreeBSD", real.nodename, _RELEASE, _VERSION, _MACHINE))
 
     uname.__doc__ = real_uname.__doc__
     os.uname = uname
@@ -65,5 +64,5 @@ if os.path.exists(_debian):
     try:
         with open(_debian, encoding="utf-8") as _stream:
             exec(compile(_stream.read(), _debian, "exec"), {"__name__": "_debian_sitecustomize"})
-    except Exception:  # noqa: BLE001 - a broken distribution hook must not break the interpreter
+    except Exception:  # a broken distribution hook must not break the interpreter
         pass
