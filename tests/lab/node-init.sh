@@ -90,7 +90,9 @@ if [ ! -f "$D/disks/$POOL.img" ]; then
     mv "$D/disks/$POOL.img.new" "$D/disks/$POOL.img"
     $ZPOOL create -m /zdata "$POOL" "$D/disks/$POOL.img"
 elif ! $ZPOOL list "$POOL" > /dev/null 2>&1; then
-    $ZPOOL import -d "$D/disks" "$POOL" 2>/dev/null || $ZPOOL import -f -d "$D/disks" "$POOL"
+    # zfs-fuse may still be opening the pools in its cache: then import says "already imported".
+    $ZPOOL import -d "$D/disks" "$POOL" 2>/dev/null || $ZPOOL import -f -d "$D/disks" "$POOL" 2>/dev/null ||
+        { sleep 0.3; $ZPOOL list "$POOL" > /dev/null; } || $ZPOOL import -f -d "$D/disks" "$POOL"
 fi
 $ZFS mount -a || true
 [ "$($ZFS get -H -o value mounted "$POOL")" = yes ] || $ZFS mount "$POOL"
