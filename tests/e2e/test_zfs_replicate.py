@@ -19,7 +19,7 @@ def checksums(lab, node):
 def test_zfs_replicate(lab):
     lab.fresh_dataset("f0", SRC)
     lab.fresh_dataset("f1", "zdata/e2e")
-    lab.node("f0", f"dd if=/dev/urandom of=/{SRC}/one bs=64k count=8 2>/dev/null && zfs snapshot {SRC}@r1")
+    lab.node("f0", f"rm -rf /{SRC}/* && dd if=/dev/urandom of=/{SRC}/one bs=64k count=8 2>/dev/null && zfs snapshot {SRC}@r1")
 
     lab.playbook("replicate_send.yml", mode="full", sent=["r1"], expected_snapshots=[f"{SRC}@r1"])
     first = checksums(lab, "f0")
