@@ -21,7 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_DIR = "/srv/fbsd-ha-lab-bench"
-ENV = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR)
+# A net of its own, so the benchmark can run beside a developer lab (127.0.10.x) or the test labs.
+ENV = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR, FBSD_HA_LAB_NET="127.0.13")
 NODE = "f0"
 BENCH_ROOT = "zdata/bench"
 
