@@ -28,8 +28,9 @@ BENCH_ROOT = "zdata/bench"
 
 
 def labctl(*args):
-    return subprocess.run([str(ROOT / "tests/lab/labctl"), *args], env=ENV, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        [str(ROOT / "tests/lab/labctl"), *args], env=ENV, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def in_node(script):
@@ -49,8 +50,10 @@ def populate(datasets, snapshots):
         return int(existing)
     children = " ".join(f"{BENCH_ROOT}/ds{index:03d}" for index in range(datasets))
     # Recursive snapshots make 10,000 snapshots in `snapshots` calls instead of 10,000.
-    in_node(f"zfs create -p {BENCH_ROOT} && for ds in {children}; do zfs create -p $ds; done && "
-            f"i=0; while [ $i -lt {snapshots} ]; do zfs snapshot -r {BENCH_ROOT}@b$i; i=$((i+1)); done")
+    in_node(
+        f"zfs create -p {BENCH_ROOT} && for ds in {children}; do zfs create -p $ds; done && "
+        f"i=0; while [ $i -lt {snapshots} ]; do zfs snapshot -r {BENCH_ROOT}@b$i; i=$((i+1)); done"
+    )
     return int(in_node(f"zfs list -H -o name -t snapshot -r {BENCH_ROOT} | wc -l").strip())
 
 
@@ -67,11 +70,24 @@ def main():
     try:
         count = populate(options.datasets, options.snapshots)
         with tempfile.TemporaryDirectory() as tree:
-            env = dict(ENV, ANSIBLE_CONFIG=str(inventory_dir / "ansible.cfg"), ANSIBLE_CALLBACKS_ENABLED="tree",
-                       ANSIBLE_CALLBACK_TREE_DIR=tree, ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+            env = dict(
+                ENV,
+                ANSIBLE_CONFIG=str(inventory_dir / "ansible.cfg"),
+                ANSIBLE_CALLBACKS_ENABLED="tree",
+                ANSIBLE_CALLBACK_TREE_DIR=tree,
+                ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+            )
             module_args = f"roots={BENCH_ROOT} snapshots=true holds=true"
-            adhoc = ["ansible", "-i", str(inventory_dir / "inventory.yml"), NODE, "-m",
-                     "freebsd_ha.storage.zfs_info", "-a", module_args]
+            adhoc = [
+                "ansible",
+                "-i",
+                str(inventory_dir / "inventory.yml"),
+                NODE,
+                "-m",
+                "freebsd_ha.storage.zfs_info",
+                "-a",
+                module_args,
+            ]
             subprocess.run(adhoc, env=env, check=True, capture_output=True)  # warm ssh ControlPersist and caches
             module_seconds, _ = timed(adhoc, env)
             result = json.loads(Path(tree, NODE).read_text())
@@ -85,8 +101,10 @@ def main():
         print(f"snapshots returned by zfs_info:          {len(result['snapshots'])}")
         print(f"zfs calls made by zfs_info:              {len(zfs_calls)} (all commands: {len(commands)})")
         print(f"zfs_info wall time (ansible ad-hoc):     {module_seconds:.2f} s")
-        print(f"bare `zfs {' '.join(snapshot_command[1:4])} ...` over ssh: {bare_seconds:.2f} s "
-              f"({len(bare_out.splitlines())} lines)")
+        print(
+            f"bare `zfs {' '.join(snapshot_command[1:4])} ...` over ssh: {bare_seconds:.2f} s "
+            f"({len(bare_out.splitlines())} lines)"
+        )
         print(f"ssh round trip alone:                    {noop_seconds:.2f} s")
     finally:
         if not options.keep:

@@ -78,12 +78,18 @@ class Runner:
     def _run(self, argv, check_rc, data):
         self.commands.append(argv)
         started = time.monotonic()
-        rc, out, err = self.module.run_command(argv, check_rc=False, data=data, binary_data=data is not None,
-                                               environ_update=C_LOCALE)
+        rc, out, err = self.module.run_command(
+            argv, check_rc=False, data=data, binary_data=data is not None, environ_update=C_LOCALE
+        )
         result = Result(rc, out, err, time.monotonic() - started)
         if check_rc and rc != 0:
-            raise CommandError(f"{' '.join(argv)} failed with rc {rc}: {err.strip() or out.strip()}",
-                               argv=argv, rc=rc, stdout=out, stderr=err)
+            raise CommandError(
+                f"{' '.join(argv)} failed with rc {rc}: {err.strip() or out.strip()}",
+                argv=argv,
+                rc=rc,
+                stdout=out,
+                stderr=err,
+            )
         return result
 
     def change_pipeline(self, stages):
@@ -105,8 +111,13 @@ class Runner:
         duration = time.monotonic() - started
         for stage, returncode in zip(stages, returncodes):
             if returncode != 0:
-                raise CommandError(f"{' '.join(stage)} failed with rc {returncode} in `{' '.join(flat)}`: "
-                                   f"{stderr.strip()}", argv=flat, rc=returncode, stdout=stdout, stderr=stderr)
+                raise CommandError(
+                    f"{' '.join(stage)} failed with rc {returncode} in `{' '.join(flat)}`: {stderr.strip()}",
+                    argv=flat,
+                    rc=returncode,
+                    stdout=stdout,
+                    stderr=stderr,
+                )
         return Result(0, stdout, stderr, duration)
 
 
@@ -117,16 +128,22 @@ def run_pipeline(stages):
     upstream = None
     for index, stage in enumerate(stages):
         last = index == len(stages) - 1
-        proc = subprocess.Popen(stage, stdin=upstream if upstream is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(
+            stage,
+            stdin=upstream if upstream is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         if upstream is not None:
             upstream.close()  # so the writer gets EPIPE when the reader dies
         upstream = None if last else proc.stdout
         procs.append(proc)
     # Drain every stderr at once: a stage blocked on a full stderr pipe would stall the pipeline.
     errors = [b""] * len(procs)
-    readers = [threading.Thread(target=_drain, args=(proc.stderr, errors, index))
-               for index, proc in enumerate(procs[:-1])]
+    readers = [
+        threading.Thread(target=_drain, args=(proc.stderr, errors, index)) for index, proc in enumerate(procs[:-1])
+    ]
     for reader in readers:
         reader.start()
     out, errors[-1] = procs[-1].communicate()

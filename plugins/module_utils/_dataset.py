@@ -172,8 +172,9 @@ def plan_mount_and_key(wanted, props):
                 f"this zfs has no native encryption (no keystatus property on {name}); key_loaded cannot be managed here"
             )
         if not encrypted:
-            raise StateError(f"{name} is not encrypted (encryption {_value(props, 'encryption') or 'off'}); "
-                             "drop key_loaded")
+            raise StateError(
+                f"{name} is not encrypted (encryption {_value(props, 'encryption') or 'off'}); drop key_loaded"
+            )
         root = _value(props, "encryptionroot")
         if root not in (None, "-", name) and key_loaded != key_available:
             raise StateError(f"the key of {name} belongs to its encryption root {root}; set key_loaded on {root}")
@@ -202,7 +203,9 @@ def plan_mount_and_key(wanted, props):
             )
         mountpoint, canmount = _value(props, "mountpoint"), _value(props, "canmount")
         if mountpoint in _UNMOUNTABLE_MOUNTPOINTS:
-            raise StateError(f"cannot mount {name}: its mountpoint is {mountpoint}; set properties.mountpoint to a path")
+            raise StateError(
+                f"cannot mount {name}: its mountpoint is {mountpoint}; set properties.mountpoint to a path"
+            )
         if canmount == "off":
             raise StateError(f"cannot mount {name}: canmount is off; set properties.canmount to on or noauto")
         plan.append(["mount", name])

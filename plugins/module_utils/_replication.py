@@ -135,8 +135,17 @@ def build_snapshot_guids_argv(dataset):
     `zfs get -p` rather than `zfs list -p`: zfs-fuse has no `list -p` and humanises guid
     ("14.4E") without it, and a guid must be exact to compare snapshots.
     """
-    return ["get", "-H", "-p", "-d", "1", "-o", "name,property,value,source", ",".join(SNAPSHOT_GUID_PROPERTIES),
-            dataset]
+    return [
+        "get",
+        "-H",
+        "-p",
+        "-d",
+        "1",
+        "-o",
+        "name,property,value,source",
+        ",".join(SNAPSHOT_GUID_PROPERTIES),
+        dataset,
+    ]
 
 
 def parse_snapshot_guids(text, dataset):
@@ -208,9 +217,7 @@ def build_recv_argv(target, unmount=True, force=False, resumable=False):
     No `-o readonly=on`: zfs-fuse (pool v23) has no `recv -o`, so readonly is set with
     `zfs set` after the receive on every platform.
     """
-    return ["recv"] + (["-u"] if unmount else []) + (["-F"] if force else []) + (["-s"] if resumable else []) + [
-        target
-    ]
+    return ["recv"] + (["-u"] if unmount else []) + (["-F"] if force else []) + (["-s"] if resumable else []) + [target]
 
 
 def build_remote_argv(ssh_options, peer, zfs_args):
@@ -253,20 +260,31 @@ def plan_replication(
     different snapshot. Raises StateError for every state a receive must not start from.
     """
     if not source_snapshots:
-        raise StateError(f"source '{source}' has no snapshot; take one (e.g. with freebsd_ha.storage.zfs_snapshot) "
-                         "before replicating")
+        raise StateError(
+            f"source '{source}' has no snapshot; take one (e.g. with freebsd_ha.storage.zfs_snapshot) "
+            "before replicating"
+        )
     ordered = sorted(source_snapshots, key=lambda snap: snap["createtxg"])
     to = _find_snapshot(ordered, snapshot, source) if snapshot else ordered[-1]
     plan = {
-        "mode": "none", "from": None, "to": to["name"], "common": None, "common_guid": None,
-        "snapshots_sent": [], "force": False, "rescue_needed": False, "name_conflicts": [],
-        "would_destroy": {"snapshots": [], "written": 0, "written_known": True}, "notes": [],
+        "mode": "none",
+        "from": None,
+        "to": to["name"],
+        "common": None,
+        "common_guid": None,
+        "snapshots_sent": [],
+        "force": False,
+        "rescue_needed": False,
+        "name_conflicts": [],
+        "would_destroy": {"snapshots": [], "written": 0, "written_known": True},
+        "notes": [],
     }
     if resume_token:
         if not resume:
             raise StateError(
                 f"target '{target}' holds a partially received stream (receive_resume_token is set); set resume: true "
-                f"to continue it, or run 'zfs receive -A {target}' on the peer to discard it")
+                f"to continue it, or run 'zfs receive -A {target}' on the peer to discard it"
+            )
         plan.update(mode="resume", snapshots_sent=[])
         return plan
     if not target_exists:
@@ -286,19 +304,26 @@ def plan_replication(
         return plan
     newer_common = [snap for snap in ordered if snap["createtxg"] > to["createtxg"] and snap["guid"] in by_guid]
     if newer_common:
-        raise StateError(f"target '{target}' already has @{newer_common[-1]['snapshot']}, newer than the requested "
-                         f"@{to['snapshot']}; a receive cannot go back in time; request a newer snapshot")
-    common = next((snap for snap in reversed(ordered)
-                   if snap["createtxg"] < to["createtxg"] and snap["guid"] in by_guid), None)
+        raise StateError(
+            f"target '{target}' already has @{newer_common[-1]['snapshot']}, newer than the requested "
+            f"@{to['snapshot']}; a receive cannot go back in time; request a newer snapshot"
+        )
+    common = next(
+        (snap for snap in reversed(ordered) if snap["createtxg"] < to["createtxg"] and snap["guid"] in by_guid), None
+    )
     if common is None:
         conflict = ""
         if plan["name_conflicts"]:
-            conflict = (" Same-named snapshots there are different snapshots (guids differ): "
-                        + ", ".join(plan["name_conflicts"]) + ".")
+            conflict = (
+                " Same-named snapshots there are different snapshots (guids differ): "
+                + ", ".join(plan["name_conflicts"])
+                + "."
+            )
         raise StateError(
             f"target '{target}' exists but shares no snapshot (by guid) with source '{source}', so no incremental "
             f"stream can apply and a full receive would overwrite it.{conflict} Destroy or rename the target on the "
-            "peer, or pick another target.")
+            "peer, or pick another target."
+        )
 
     target_common = by_guid[common["guid"]]
     newer = [snap["snapshot"] for snap in target_snapshots if snap["createtxg"] > target_common["createtxg"]]
@@ -306,9 +331,13 @@ def plan_replication(
     plan["would_destroy"] = {"snapshots": newer, "written": target_written, "written_known": written_known}
     diverged = bool(newer) or (written_known and target_written > 0)
     plan.update(
-        mode="incremental", **{"from": common["name"]}, common=common["snapshot"], common_guid=common["guid"],
-        snapshots_sent=[snap["snapshot"] for snap in ordered
-                        if common["createtxg"] < snap["createtxg"] <= to["createtxg"]],
+        mode="incremental",
+        **{"from": common["name"]},
+        common=common["snapshot"],
+        common_guid=common["guid"],
+        snapshots_sent=[
+            snap["snapshot"] for snap in ordered if common["createtxg"] < snap["createtxg"] <= to["createtxg"]
+        ],
     )
     if diverged and not allow_rollback:
         lost = ", ".join(f"@{name}" for name in newer) or "none"
@@ -318,17 +347,23 @@ def plan_replication(
             f"@{common['snapshot']} (guid {common['guid']}): target-only snapshots that a forced receive would "
             f"destroy: {lost}; data written on the target since its latest snapshot: {written}. Refusing to "
             "discard it. Find out why the target was written to; to keep the target's data aside and continue, "
-            "set discard_target_changes: true (the target is renamed to a rescue dataset first).")
+            "set discard_target_changes: true (the target is renamed to a rescue dataset first)."
+        )
     if allow_rollback and (diverged or not written_known):
         if target_children:
             raise StateError(
                 f"target '{target}' has child datasets ({', '.join(target_children)}); the rescue renames the target "
-                "and would move them with it. Move the children or clean up the target by hand.")
+                "and would move them with it. Move the children or clean up the target by hand."
+            )
         if not diverged:
-            plan["notes"].append("this zfs has no 'written' property: target writes since the common snapshot are "
-                                 "unknown, assumed modified, so the rescue is taken")
+            plan["notes"].append(
+                "this zfs has no 'written' property: target writes since the common snapshot are "
+                "unknown, assumed modified, so the rescue is taken"
+            )
         plan.update(rescue_needed=True, force=True)
     elif not written_known:
-        plan["notes"].append("this zfs has no 'written' property: target writes since the common snapshot are "
-                             "unknown; the receive runs without -F and fails if the target was modified")
+        plan["notes"].append(
+            "this zfs has no 'written' property: target writes since the common snapshot are "
+            "unknown; the receive runs without -F and fails if the target was modified"
+        )
     return plan

@@ -47,8 +47,4 @@ def plan_rescue(dataset, keep, now, *, mounted=False, local_properties=None, chi
 
 def local_properties(props):
     """Return {property: value} of the properties set locally (or received) in one dataset's parse_get entry."""
-    return {
-        prop: entry["value"]
-        for prop, entry in props.items()
-        if entry["source"] in ("local", "received")
-    }
+    return {prop: entry["value"] for prop, entry in props.items() if entry["source"] in ("local", "received")}

@@ -161,8 +161,13 @@ ARGUMENT_SPEC = dict(
 
 
 def _failed_read(result, argv):
-    return CommandError(f"{' '.join(argv)} failed with rc {result.rc}: {result.stderr.strip()}",
-                        argv=argv, rc=result.rc, stdout=result.stdout, stderr=result.stderr)
+    return CommandError(
+        f"{' '.join(argv)} failed with rc {result.rc}: {result.stderr.strip()}",
+        argv=argv,
+        rc=result.rc,
+        stdout=result.stdout,
+        stderr=result.stderr,
+    )
 
 
 def read_present(runner, wanted):
@@ -221,8 +226,10 @@ def apply(module, runner, wanted, steps):
         except CommandError as error:
             dependents = _dataset.parse_destroy_dependents(error.stderr)
             if argv[0] == "destroy" and dependents:
-                error.msg = (f"{wanted['name']} has dependents zfs would not destroy: "
-                             f"{_dataset.describe_dependents(dependents)}; set destroy_dependents: true to destroy them")
+                error.msg = (
+                    f"{wanted['name']} has dependents zfs would not destroy: "
+                    f"{_dataset.describe_dependents(dependents)}; set destroy_dependents: true to destroy them"
+                )
             raise
     created = any(argv[0] == "create" for argv in steps)
     if created and not runner.check_mode and (wanted["mounted"] is not None or wanted["key_loaded"] is not None):
@@ -245,8 +252,9 @@ def main():
         module.fail_json(msg=error.msg, commands=runner.commands, **error.to_result())
     except (StateError, ParseError) as error:
         module.fail_json(msg=str(error), commands=runner.commands)
-    result = dict(changed=bool(steps), commands=runner.commands,
-                  dataset=dict(name=wanted["name"], state=wanted["state"]))
+    result = dict(
+        changed=bool(steps), commands=runner.commands, dataset=dict(name=wanted["name"], state=wanted["state"])
+    )
     if steps:
         result["diff"] = dict(before=before, after=after, before_header=wanted["name"], after_header=wanted["name"])
     module.exit_json(**result)

@@ -213,14 +213,20 @@ class Peer:
         """Return the Result; None when zfs says the dataset does not exist; raise when ssh cannot connect."""
         result = self.runner.read(self.argv(zfs_args), check_rc=False)
         if result.rc == SSH_UNREACHABLE:
-            raise StateError(f"cannot reach peer '{self.host}' over ssh (rc 255): {result.stderr.strip()}. Check the "
-                             "host name, that root's key is authorised there, and ssh_options; nothing was changed")
+            raise StateError(
+                f"cannot reach peer '{self.host}' over ssh (rc 255): {result.stderr.strip()}. Check the "
+                "host name, that root's key is authorised there, and ssh_options; nothing was changed"
+            )
         if result.rc != 0 and is_missing_dataset_error(result.stderr):
             return None
         if result.rc != 0:
-            raise CommandError(f"{' '.join(self.runner.commands[-1])} failed with rc {result.rc}: "
-                               f"{result.stderr.strip()}", argv=self.runner.commands[-1], rc=result.rc,
-                               stdout=result.stdout, stderr=result.stderr)
+            raise CommandError(
+                f"{' '.join(self.runner.commands[-1])} failed with rc {result.rc}: {result.stderr.strip()}",
+                argv=self.runner.commands[-1],
+                rc=result.rc,
+                stdout=result.stdout,
+                stderr=result.stderr,
+            )
         return result
 
     def change(self, zfs_args):
@@ -232,8 +238,13 @@ def read_state(params, zfs, peer):
     result = zfs.read(repl.build_snapshot_guids_argv(source))
     source_snapshots, _children = repl.parse_snapshot_guids(result.stdout, source)
     listing = peer.read(repl.build_snapshot_guids_argv(target))
-    state = {"source_snapshots": source_snapshots, "target_exists": listing is not None, "target_snapshots": [],
-             "target_children": [], "parent_exists": True}
+    state = {
+        "source_snapshots": source_snapshots,
+        "target_exists": listing is not None,
+        "target_snapshots": [],
+        "target_children": [],
+        "parent_exists": True,
+    }
     if listing is not None:
         state["target_snapshots"], state["target_children"] = repl.parse_snapshot_guids(listing.stdout, target)
     # Properties of the target, or of its parent when the target is new (existence and platform features).
@@ -247,27 +258,47 @@ def read_state(params, zfs, peer):
 def plan(params, state):
     if not state["target_exists"] and not state["parent_exists"] and not params["create_target_parent"]:
         parent = params["target"].rsplit("/", 1)[0]
-        raise StateError(f"the parent '{parent}' of target '{params['target']}' does not exist on peer "
-                         f"'{params['peer']}'; create it there (zfs create -p {parent}) or set create_target_parent: true")
+        raise StateError(
+            f"the parent '{parent}' of target '{params['target']}' does not exist on peer "
+            f"'{params['peer']}'; create it there (zfs create -p {parent}) or set create_target_parent: true"
+        )
     props = state["props"]
     return repl.plan_replication(
-        params["name"], state["source_snapshots"], params["target"], state["target_snapshots"], state["target_exists"],
-        target_written=props["written"], allow_rollback=params["discard_target_changes"], snapshot=params["snapshot"],
-        resume_token=props["resume_token"] if state["target_exists"] else None, resume=params["resume"],
+        params["name"],
+        state["source_snapshots"],
+        params["target"],
+        state["target_snapshots"],
+        state["target_exists"],
+        target_written=props["written"],
+        allow_rollback=params["discard_target_changes"],
+        snapshot=params["snapshot"],
+        resume_token=props["resume_token"] if state["target_exists"] else None,
+        resume=params["resume"],
         target_children=state["target_children"],
     )
 
 
 def estimate(zfs, params, replication, token):
     """Return (total bytes or None, note or None) from `zfs send -nvP`, a read that also runs in check mode."""
-    argv = repl.build_send_argv(replication["to"], from_snapshot=replication["from"], raw=params["raw"],
-                                properties=params["properties"], dry_run=True, resume_token=token)
+    argv = repl.build_send_argv(
+        replication["to"],
+        from_snapshot=replication["from"],
+        raw=params["raw"],
+        properties=params["properties"],
+        dry_run=True,
+        resume_token=token,
+    )
     result = zfs.read(argv, check_rc=False)
     if result.rc != 0 and "invalid option" in result.stderr:
         return None, "zfs send -n is not supported here: no size estimate"
     if result.rc != 0:
-        raise CommandError(f"{' '.join(zfs.commands[-1])} failed with rc {result.rc}: {result.stderr.strip()}",
-                           argv=zfs.commands[-1], rc=result.rc, stdout=result.stdout, stderr=result.stderr)
+        raise CommandError(
+            f"{' '.join(zfs.commands[-1])} failed with rc {result.rc}: {result.stderr.strip()}",
+            argv=zfs.commands[-1],
+            rc=result.rc,
+            stdout=result.stdout,
+            stderr=result.stderr,
+        )
     return repl.parse_send_estimate(result.stdout)["total"], None
 
 
@@ -277,23 +308,36 @@ def apply(params, state, replication, zfs, peer):
     if not state["target_exists"] and not state["parent_exists"]:
         peer.change(["create", "-p", target.rsplit("/", 1)[0]])
     if replication["rescue_needed"]:
-        steps, rescue = plan_rescue(target, replication["common"], datetime.now(timezone.utc),
-                                    mounted=props["mounted"] == "yes", local_properties=props["local"])
+        steps, rescue = plan_rescue(
+            target,
+            replication["common"],
+            datetime.now(timezone.utc),
+            mounted=props["mounted"] == "yes",
+            local_properties=props["local"],
+        )
         for step in steps:
             peer.change(step)
     resumable = params["resume"] and props["resumable"]
     token = props["resume_token"] if replication["mode"] == "resume" else None
-    send = repl.build_send_argv(replication["to"], from_snapshot=replication["from"], raw=params["raw"],
-                                properties=params["properties"], resume_token=token)
-    recv = repl.build_recv_argv(target, unmount=params["unmount_target"], force=replication["force"],
-                                resumable=resumable)
+    send = repl.build_send_argv(
+        replication["to"],
+        from_snapshot=replication["from"],
+        raw=params["raw"],
+        properties=params["properties"],
+        resume_token=token,
+    )
+    recv = repl.build_recv_argv(
+        target, unmount=params["unmount_target"], force=replication["force"], resumable=resumable
+    )
     try:
         result = zfs.change_pipeline([send, [peer.runner.binary, *peer.argv(recv)]])
     except CommandError as error:
         reason = repl.parse_recv_error(error.stderr)
-        hint = {"modified": "the target was written to since the common snapshot; see discard_target_changes",
-                "incomplete_with_token": "set resume: true to continue the partial receive",
-                "missing_parent": "the target's parent is missing; see create_target_parent"}.get(reason["kind"], "")
+        hint = {
+            "modified": "the target was written to since the common snapshot; see discard_target_changes",
+            "incomplete_with_token": "set resume: true to continue the partial receive",
+            "missing_parent": "the target's parent is missing; see create_target_parent",
+        }.get(reason["kind"], "")
         error.msg = f"{error.msg}{f' ({hint})' if hint else ''}"
         raise
     if params["target_readonly"] and (props["readonly"] != "on" or replication["mode"] == "full" or rescue):
@@ -326,15 +370,30 @@ def main():
     except (CommandError, StateError) as error:
         extra = error.to_result() if isinstance(error, CommandError) else {}
         module.fail_json(msg=getattr(error, "msg", str(error)), commands=zfs.commands, **extra)
-    result = dict(changed=changed, commands=zfs.commands, plan=replication, bytes_estimated=total,
-                  bytes_sent=total if changed and not module.check_mode else 0,
-                  snapshots_sent=replication["snapshots_sent"], duration=duration, rescue=rescue, notes=notes)
+    result = dict(
+        changed=changed,
+        commands=zfs.commands,
+        plan=replication,
+        bytes_estimated=total,
+        bytes_sent=total if changed and not module.check_mode else 0,
+        snapshots_sent=replication["snapshots_sent"],
+        duration=duration,
+        rescue=rescue,
+        notes=notes,
+    )
     if changed:
         before = [snap["snapshot"] for snap in state["target_snapshots"]]
-        after = before if rescue is None else [name for name in before if name not in
-                                               replication["would_destroy"]["snapshots"]]
-        result["diff"] = dict(before={"snapshots": before}, after={"snapshots": after + replication["snapshots_sent"]},
-                              before_header=params["target"], after_header=params["target"])
+        after = (
+            before
+            if rescue is None
+            else [name for name in before if name not in replication["would_destroy"]["snapshots"]]
+        )
+        result["diff"] = dict(
+            before={"snapshots": before},
+            after={"snapshots": after + replication["snapshots_sent"]},
+            before_header=params["target"],
+            after_header=params["target"],
+        )
     module.exit_json(**result)
 
 

@@ -187,8 +187,14 @@ def plan_changes(params, state):
         plan = _zfs.plan_rollback(name, rows, state.get("written"), params["destroy_newer"])
         if plan and params["rescue"]:
             dataset, short = _zfs.split_snapshot_name(name)
-            plan, state["rescue"] = plan_rescue(dataset, short, datetime.now(timezone.utc), mounted=state["mounted"],
-                                                local_properties=state["local"], children=state["children"])
+            plan, state["rescue"] = plan_rescue(
+                dataset,
+                short,
+                datetime.now(timezone.utc),
+                mounted=state["mounted"],
+                local_properties=state["local"],
+                children=state["children"],
+            )
         return plan
     plan = _zfs.plan_snapshot_present(name, {row["name"] for row in rows}, params["recursive"], params["properties"])
     if state["holds"] is not None or not exists:

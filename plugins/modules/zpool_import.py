@@ -139,8 +139,13 @@ def read_listing(runner, search_dirs):
         return []
     if result.rc != 0:
         argv = runner.commands[-1]
-        raise CommandError(f"{' '.join(argv)} failed with rc {result.rc}: {result.stderr.strip()}",
-                           argv=argv, rc=result.rc, stdout=result.stdout, stderr=result.stderr)
+        raise CommandError(
+            f"{' '.join(argv)} failed with rc {result.rc}: {result.stderr.strip()}",
+            argv=argv,
+            rc=result.rc,
+            stdout=result.stdout,
+            stderr=result.stderr,
+        )
     return _zpool.parse_import_listing(result.stdout)
 
 
@@ -153,8 +158,16 @@ def plan(runner, params, seen):
     if imported is not None:
         return [], imported, []
     listing = seen["listing"] = read_listing(runner, params["search_dirs"])
-    steps = _zpool.plan_import(params["name"], imported, listing, params["search_dirs"], params["force"],
-                               params["altroot"], params["no_mount"], params["readonly"])
+    steps = _zpool.plan_import(
+        params["name"],
+        imported,
+        listing,
+        params["search_dirs"],
+        params["force"],
+        params["altroot"],
+        params["no_mount"],
+        params["readonly"],
+    )
     return steps, imported, listing
 
 
@@ -178,8 +191,12 @@ def main():
     result = dict(changed=bool(steps), commands=runner.commands, pool=pool, importable=listing)
     if steps:
         before, after = ("imported", "exported") if params["state"] == "exported" else ("exported", "imported")
-        result["diff"] = dict(before=dict(state=before), after=dict(state=after),
-                              before_header=params["name"], after_header=params["name"])
+        result["diff"] = dict(
+            before=dict(state=before),
+            after=dict(state=after),
+            before_header=params["name"],
+            after_header=params["name"],
+        )
     module.exit_json(**result)
 
 

@@ -17,14 +17,26 @@ def props(fixture, name):
 
 def encrypted(keystatus, mounted="no", root="zdata/enc"):
     # Constructed from the documented `zfs get -H` shape (zfs.md §2): zfs-fuse has no encryption.
-    return {"mounted": {"value": mounted, "source": "-"}, "mountpoint": {"value": "/data/enc", "source": "local"},
-            "encryption": {"value": "aes-256-gcm", "source": "-"}, "keystatus": {"value": keystatus, "source": "-"},
-            "encryptionroot": {"value": root, "source": "-"}}
+    return {
+        "mounted": {"value": mounted, "source": "-"},
+        "mountpoint": {"value": "/data/enc", "source": "local"},
+        "encryption": {"value": "aes-256-gcm", "source": "-"},
+        "keystatus": {"value": keystatus, "source": "-"},
+        "encryptionroot": {"value": root, "source": "-"},
+    }
 
 
 def wanted(name="tank/nfs", **options):
-    defaults = dict(state="present", properties={}, create_parents=False, mounted=None, key_loaded=None,
-                    key_location=None, rename_from=None, destroy_dependents=False)
+    defaults = dict(
+        state="present",
+        properties={},
+        create_parents=False,
+        mounted=None,
+        key_loaded=None,
+        key_location=None,
+        rename_from=None,
+        destroy_dependents=False,
+    )
     return dict(defaults, name=name, **options)
 
 
@@ -66,23 +78,28 @@ def test_parse_destroy_dependents(fixture, expected):
 
 def test_create_passes_properties_as_sorted_options_and_parents():
     plan, before, after = _dataset.plan_present(
-        wanted("tank/x/y", create_parents=True, properties={"readonly": True, "compression": "lz4"}), None)
+        wanted("tank/x/y", create_parents=True, properties={"readonly": True, "compression": "lz4"}), None
+    )
     assert plan == [["create", "-p", "-o", "compression=lz4", "-o", "readonly=on", "tank/x/y"]]
-    assert (before, after) == ({"state": "absent"},
-                               {"state": "present", "properties": {"compression": "lz4", "readonly": "on"}})
+    assert (before, after) == (
+        {"state": "absent"},
+        {"state": "present", "properties": {"compression": "lz4", "readonly": "on"}},
+    )
 
 
 def test_present_is_empty_when_local_values_match():
     current = props("zfs-get-all-created.zfs-fuse", "tank/x/y")
-    assert _dataset.plan_present(wanted("tank/x/y", properties={"compression": "on", "com.example:role": "primary"}),
-                                 current) == ([], {}, {})
+    assert _dataset.plan_present(
+        wanted("tank/x/y", properties={"compression": "on", "com.example:role": "primary"}), current
+    ) == ([], {}, {})
 
 
 def test_non_local_sources_count_as_unset():
     # readonly reads off/temporary on a mounted zfs-fuse dataset; mountpoint is inherited.
     current = props("zfs-get-all-fresh.zfs-fuse", "tank/fresh")
     plan, before, _after = _dataset.plan_present(
-        wanted("tank/fresh", properties={"mountpoint": "/tmp/zpimp/mnt2/tank/fresh"}), current)
+        wanted("tank/fresh", properties={"mountpoint": "/tmp/zpimp/mnt2/tank/fresh"}), current
+    )
     assert plan == [["set", "mountpoint=/tmp/zpimp/mnt2/tank/fresh", "tank/fresh"]]
     assert before == {"properties": {"mountpoint": None}}
 
@@ -90,7 +107,8 @@ def test_non_local_sources_count_as_unset():
 def test_rename_then_set_compares_against_the_source():
     source = props("zfs-get-all-mountpoint-none.zfs-fuse", "tank/new")
     plan, before, after = _dataset.plan_present(
-        wanted("tank/old", rename_from="tank/new", properties={"com.example:role": "standby"}), None, source)
+        wanted("tank/old", rename_from="tank/new", properties={"com.example:role": "standby"}), None, source
+    )
     assert plan == [["rename", "tank/new", "tank/old"], ["set", "com.example:role=standby", "tank/old"]]
     assert before["name"] == "tank/new"
     assert after["name"] == "tank/old"
@@ -117,8 +135,9 @@ def test_unmount_and_mount():
 
 def test_mount_refuses_mountpoint_none():
     with pytest.raises(StateError, match="its mountpoint is none"):
-        _dataset.plan_present(wanted("tank/new", mounted=True), props("zfs-get-all-mountpoint-none.zfs-fuse",
-                                                                        "tank/new"))
+        _dataset.plan_present(
+            wanted("tank/new", mounted=True), props("zfs-get-all-mountpoint-none.zfs-fuse", "tank/new")
+        )
 
 
 def test_mount_refuses_unloaded_key_and_says_to_load_it():
@@ -128,15 +147,17 @@ def test_mount_refuses_unloaded_key_and_says_to_load_it():
 
 def test_load_key_then_mount_in_that_order():
     plan, before, after = _dataset.plan_present(
-        wanted("zdata/enc", mounted=True, key_loaded=True, key_location="file:///k"), encrypted("unavailable"))
+        wanted("zdata/enc", mounted=True, key_loaded=True, key_location="file:///k"), encrypted("unavailable")
+    )
     assert plan == [["load-key", "-L", "file:///k", "zdata/enc"], ["mount", "zdata/enc"]]
     assert before == {"key_loaded": False, "mounted": False}
     assert after == {"key_loaded": True, "mounted": True}
 
 
 def test_unmount_then_unload_key():
-    plan = _dataset.plan_present(wanted("zdata/enc", mounted=False, key_loaded=False),
-                                 encrypted("available", mounted="yes"))[0]
+    plan = _dataset.plan_present(
+        wanted("zdata/enc", mounted=False, key_loaded=False), encrypted("available", mounted="yes")
+    )[0]
     assert plan == [["unmount", "zdata/enc"], ["unload-key", "zdata/enc"]]
 
 
@@ -173,7 +194,8 @@ def test_absent_plans():
     assert _dataset.plan_absent(wanted(), False, []) == ([], {}, {})
     assert _dataset.plan_absent(wanted(), True, [])[0] == [["destroy", "tank/nfs"]]
     assert _dataset.plan_absent(wanted(destroy_dependents=True), True, ["tank/nfs@s1"])[0] == [
-        ["destroy", "-r", "tank/nfs"]]
+        ["destroy", "-r", "tank/nfs"]
+    ]
     assert _dataset.build_dry_run_argv(["destroy", "-r", "tank/nfs"]) == ["destroy", "-n", "-v", "-r", "tank/nfs"]
     with pytest.raises(StateError, match="rename_from only applies"):
         _dataset.plan_absent(wanted(rename_from="tank/x"), True, [])
@@ -186,6 +208,20 @@ def test_describe_dependents_shortens_long_lists():
 
 def test_read_argvs():
     assert _dataset.build_read_argv(["tank/a", "tank/b"]) == [
-        "get", "-H", "-o", "name,property,value,source", "all", "tank/a", "tank/b"]
+        "get",
+        "-H",
+        "-o",
+        "name,property,value,source",
+        "all",
+        "tank/a",
+        "tank/b",
+    ]
     assert _dataset.build_dependents_argv("tank/a") == [
-        "get", "-H", "-r", "-o", "name,property,value,source", "type", "tank/a"]
+        "get",
+        "-H",
+        "-r",
+        "-o",
+        "name,property,value,source",
+        "type",
+        "tank/a",
+    ]

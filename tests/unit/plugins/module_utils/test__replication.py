@@ -46,8 +46,14 @@ def test_snapshot_guids_refuse_humanised_guid():
 
 def test_target_properties_without_written_or_resume_token_on_zfs_fuse():
     props = repl.summarise_target_properties(read_fixture("zfs/zfs-recv-target-props.zfs-fuse.txt"), TARGET)
-    assert props == {"written": None, "readonly": "off", "mounted": "yes", "resumable": False, "resume_token": None,
-                     "local": {}}
+    assert props == {
+        "written": None,
+        "readonly": "off",
+        "mounted": "yes",
+        "resumable": False,
+        "resume_token": None,
+        "local": {},
+    }
 
 
 def test_target_properties_read_written_and_resume_token():
@@ -63,10 +69,16 @@ def test_target_properties_read_written_and_resume_token():
         ("zfs-send-nvP-full-zrepltest.txt", 10518512, [("full", None, "zroot/test/a@3", 10518512)]),
         ("zfs-send-nvP-incremental-zrepltest.txt", 10511856, [("incremental", "1", "zroot/test/a@2", 10511856)]),
         ("zfs-send-nvP-full-with-token-zrepltest.txt", 5389768, [("full", None, "zroot/test/a@1", 5389768)]),
-        ("zfs-send-nvP-incremental-bookmark-with-token-zrepltest.txt", 5383312,
-         [("incremental", "zroot/test/a#1", "zroot/test/a@2", 5383312)]),
-        ("zfs-send-nvP-zero-size-zol0712-zrepltest.txt", 0,
-         [("incremental", "p1 with/ spaces d1@1 with space", "p1 with/ spaces d1@2 with space", 0)]),
+        (
+            "zfs-send-nvP-incremental-bookmark-with-token-zrepltest.txt",
+            5383312,
+            [("incremental", "zroot/test/a#1", "zroot/test/a@2", 5383312)],
+        ),
+        (
+            "zfs-send-nvP-zero-size-zol0712-zrepltest.txt",
+            0,
+            [("incremental", "p1 with/ spaces d1@1 with space", "p1 with/ spaces d1@2 with space", 0)],
+        ),
     ],
 )
 def test_send_estimate_from_research_corpus(name, total, streams):
@@ -95,8 +107,12 @@ def test_send_estimate_human_form_with_intermediates():
     text = read_fixture("zfs/zfs-send-v-recv-modified-error-antoniomika.txt").split("receiving")[0]
     parsed = repl.parse_send_estimate(text)
     assert parsed["approximate"] is True
-    assert parsed["streams"][0] == {"kind": "incremental", "from": "@initial", "to": "backup/samba@next",
-                                    "bytes": int(77.1 * 1024)}
+    assert parsed["streams"][0] == {
+        "kind": "incremental",
+        "from": "@initial",
+        "to": "backup/samba@next",
+        "bytes": int(77.1 * 1024),
+    }
     assert parsed["total"] == 273 * 1024
 
 
@@ -151,15 +167,32 @@ def test_recv_error_other_kinds(stderr, kind):
 
 def test_send_argv_incremental_sends_intermediates():
     assert repl.build_send_argv("tank/a@s3", from_snapshot="tank/a@s1", raw=True, properties=True) == [
-        "send", "-w", "-p", "-I", "tank/a@s1", "tank/a@s3"]
+        "send",
+        "-w",
+        "-p",
+        "-I",
+        "tank/a@s1",
+        "tank/a@s3",
+    ]
     assert repl.build_send_argv("x", dry_run=True, resume_token="1-ab") == ["send", "-n", "-v", "-P", "-t", "1-ab"]
 
 
 def test_recv_argv_and_remote_quoting():
     assert repl.build_recv_argv("tank/a", unmount=True, force=True, resumable=True) == [
-        "recv", "-u", "-F", "-s", "tank/a"]
+        "recv",
+        "-u",
+        "-F",
+        "-s",
+        "tank/a",
+    ]
     assert repl.build_remote_argv(["-o", "BatchMode=yes"], "f1", ["recv", "pool/ds with space"]) == [
-        "-o", "BatchMode=yes", "f1", "zfs", "recv", "'pool/ds with space'"]
+        "-o",
+        "BatchMode=yes",
+        "f1",
+        "zfs",
+        "recv",
+        "'pool/ds with space'",
+    ]
 
 
 def test_rescue_procedure_proof_shows_data_readable_and_receive_succeeding():
@@ -174,8 +207,9 @@ def test_rescue_procedure_proof_shows_data_readable_and_receive_succeeding():
 
 def plan(source_snapshots, target_fixture=None, **kwargs):
     target_snapshots = snaps(target_fixture, kwargs.pop("target", TARGET)) if target_fixture else []
-    return repl.plan_replication(SOURCE, source_snapshots, TARGET, target_snapshots, target_fixture is not None,
-                                 **kwargs)
+    return repl.plan_replication(
+        SOURCE, source_snapshots, TARGET, target_snapshots, target_fixture is not None, **kwargs
+    )
 
 
 def test_refuses_source_without_snapshot():
@@ -198,7 +232,10 @@ def test_full_send_of_requested_snapshot(source_three):
 def test_incremental_from_last_common_snapshot_by_guid(source_three):
     result = plan(source_three, "zfs-recv-target-guids-one.zfs-fuse.txt", target_written=0)
     assert (result["mode"], result["from"], result["common"]) == (
-        "incremental", "tank/nfs@daily-2026-11-20", "daily-2026-11-20")
+        "incremental",
+        "tank/nfs@daily-2026-11-20",
+        "daily-2026-11-20",
+    )
     assert result["snapshots_sent"] == ["daily-2026-11-21", "daily-2026-11-22"]
     assert result["force"] is False and result["would_destroy"]["snapshots"] == []
 
@@ -230,8 +267,7 @@ def test_refuses_target_written_since_common_snapshot(source_three):
 
 
 def test_discard_reports_what_forced_receive_would_destroy(source_three):
-    result = plan(source_three, "zfs-recv-target-guids-diverged.zfs-fuse.txt", target_written=4096,
-                  allow_rollback=True)
+    result = plan(source_three, "zfs-recv-target-guids-diverged.zfs-fuse.txt", target_written=4096, allow_rollback=True)
     assert result["would_destroy"] == {"snapshots": ["local-edit"], "written": 4096, "written_known": True}
     assert result["rescue_needed"] and result["force"]
     assert result["snapshots_sent"] == ["daily-2026-11-22"]
@@ -248,19 +284,29 @@ def test_unknown_writes_receive_without_force_unless_discarding(source_three):
 def test_refuses_rescue_when_target_has_children(source_three):
     target_snapshots = snaps("zfs-recv-target-guids-diverged.zfs-fuse.txt", TARGET)
     with pytest.raises(StateError, match="child datasets"):
-        repl.plan_replication(SOURCE, source_three, TARGET, target_snapshots, True, allow_rollback=True,
-                              target_children=["backup/nfs/home"])
+        repl.plan_replication(
+            SOURCE,
+            source_three,
+            TARGET,
+            target_snapshots,
+            True,
+            allow_rollback=True,
+            target_children=["backup/nfs/home"],
+        )
 
 
 def test_refuses_requested_snapshot_older_than_target(source_three):
     target = [dict(s, createtxg=s["createtxg"] + 100) for s in source_three]
     with pytest.raises(StateError, match="newer than the requested"):
-        repl.plan_replication(SOURCE, source_three[:1] + source_three[1:], TARGET, target[2:], True,
-                              snapshot="daily-2026-11-21")
+        repl.plan_replication(
+            SOURCE, source_three[:1] + source_three[1:], TARGET, target[2:], True, snapshot="daily-2026-11-21"
+        )
 
 
 def test_partial_receive_needs_resume(source_three):
     with pytest.raises(StateError, match="zfs receive -A backup/nfs"):
         plan(source_three, "zfs-recv-target-guids-two.zfs-fuse.txt", resume_token="1-abc")
-    assert plan(source_three, "zfs-recv-target-guids-two.zfs-fuse.txt", resume_token="1-abc",
-                resume=True)["mode"] == "resume"
+    assert (
+        plan(source_three, "zfs-recv-target-guids-two.zfs-fuse.txt", resume_token="1-abc", resume=True)["mode"]
+        == "resume"
+    )

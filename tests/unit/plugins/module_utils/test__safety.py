@@ -15,15 +15,27 @@ NOW = datetime(2026, 11, 21, 13, 40, tzinfo=timezone.utc)
 
 
 def test_rescue_moves_the_dataset_aside_and_promotes_a_clone_of_the_kept_snapshot():
-    steps, rescue = _safety.plan_rescue("backup/nfs", "daily-2026-11-21", NOW, mounted=True,
-                                        local_properties={"mountpoint": "/data/nfs", "readonly": "on"})
+    steps, rescue = _safety.plan_rescue(
+        "backup/nfs",
+        "daily-2026-11-21",
+        NOW,
+        mounted=True,
+        local_properties={"mountpoint": "/data/nfs", "readonly": "on"},
+    )
     assert steps == [
         ["snapshot", "backup/nfs@rescue-20261121T134000Z"],
         ["umount", "backup/nfs"],
         ["set", "canmount=noauto", "backup/nfs"],
         ["rename", "backup/nfs", "backup/nfs_rescue_20261121T134000Z"],
-        ["clone", "-o", "mountpoint=/data/nfs", "-o", "readonly=on",
-         "backup/nfs_rescue_20261121T134000Z@daily-2026-11-21", "backup/nfs"],
+        [
+            "clone",
+            "-o",
+            "mountpoint=/data/nfs",
+            "-o",
+            "readonly=on",
+            "backup/nfs_rescue_20261121T134000Z@daily-2026-11-21",
+            "backup/nfs",
+        ],
         ["promote", "backup/nfs"],
     ]
     assert rescue == "backup/nfs_rescue_20261121T134000Z@rescue-20261121T134000Z"
@@ -41,9 +53,10 @@ def test_rescue_refuses_a_dataset_with_children():
 
 
 def test_local_properties_keeps_local_and_received_values_only():
-    text = ("tank/a\tmountpoint\t/data/nfs\tlocal\n"
-            "tank/a\tcompression\tlz4\tinherited from tank\n"
-            "tank/a\tfreebsd:role\treplica\treceived\n"
-            "tank/a\tused\t1024\t-\n")
-    assert _safety.local_properties(parse_get(text)["tank/a"]) == {"mountpoint": "/data/nfs",
-                                                                   "freebsd:role": "replica"}
+    text = (
+        "tank/a\tmountpoint\t/data/nfs\tlocal\n"
+        "tank/a\tcompression\tlz4\tinherited from tank\n"
+        "tank/a\tfreebsd:role\treplica\treceived\n"
+        "tank/a\tused\t1024\t-\n"
+    )
+    assert _safety.local_properties(parse_get(text)["tank/a"]) == {"mountpoint": "/data/nfs", "freebsd:role": "replica"}

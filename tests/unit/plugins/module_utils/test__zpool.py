@@ -68,8 +68,15 @@ def test_parse_import_listing_accepts_space_indented_config_and_labels():
 def test_parse_import_listing_accepts_labels_with_any_indentation():
     text = "pool: a\n      id: 1\nstate: ONLINE\n    action: ok\n\tand more\nconfig:\n  a ONLINE\n"
     assert _zpool.parse_import_listing(text) == [
-        {"name": "a", "id": "1", "state": "ONLINE", "status": None, "action": "ok and more", "see": None,
-         "config": "  a ONLINE"}
+        {
+            "name": "a",
+            "id": "1",
+            "state": "ONLINE",
+            "status": None,
+            "action": "ok and more",
+            "see": None,
+            "config": "  a ONLINE",
+        }
     ]
 
 
@@ -102,11 +109,17 @@ def test_listing_empty_error_recognises_both_forms():
 @pytest.mark.parametrize(
     ("fixture", "columns", "expected"),
     [
-        ("zpool-list-H-name-health-guid.zfs-fuse", _zpool.ZPOOL_LIST_COLUMNS,
-         [{"name": "tank", "health": "ONLINE", "guid": "15619661451235056610"}]),
+        (
+            "zpool-list-H-name-health-guid.zfs-fuse",
+            _zpool.ZPOOL_LIST_COLUMNS,
+            [{"name": "tank", "health": "ONLINE", "guid": "15619661451235056610"}],
+        ),
         ("zpool-list-H-name-health-guid-none.zfs-fuse", _zpool.ZPOOL_LIST_COLUMNS, []),
-        ("zpool-list-H-name-health-degraded.zfs-fuse", ("name", "health"),
-         [{"name": "mir", "health": "DEGRADED"}, {"name": "tank", "health": "ONLINE"}]),
+        (
+            "zpool-list-H-name-health-degraded.zfs-fuse",
+            ("name", "health"),
+            [{"name": "mir", "health": "DEGRADED"}, {"name": "tank", "health": "ONLINE"}],
+        ),
     ],
 )
 def test_parse_zpool_list(fixture, columns, expected):
@@ -119,9 +132,9 @@ def test_parse_zpool_list_rejects_wrong_field_count():
 
 
 def test_build_import_argv_orders_flags_before_pool():
-    assert _zpool.build_import_argv("tank", ["/dev/hast", "/tmp/d"], force=True, altroot="/mnt", no_mount=True,
-                                    readonly=True) == [
-        "import", "-f", "-N", "-R", "/mnt", "-o", "readonly=on", "-d", "/dev/hast", "-d", "/tmp/d", "tank"]
+    assert _zpool.build_import_argv(
+        "tank", ["/dev/hast", "/tmp/d"], force=True, altroot="/mnt", no_mount=True, readonly=True
+    ) == ["import", "-f", "-N", "-R", "/mnt", "-o", "readonly=on", "-d", "/dev/hast", "-d", "/tmp/d", "tank"]
     assert _zpool.build_import_argv("123") == ["import", "123"]
     assert _zpool.build_import_listing_argv(["/dev/hast"]) == ["import", "-d", "/dev/hast"]
     assert _zpool.build_export_argv("tank", force=True) == ["export", "-f", "tank"]
@@ -142,12 +155,16 @@ def test_plan_import_by_name_and_by_id():
     entries = listing("zpool-import-two-pools.zfs-fuse")
     assert _zpool.plan_import("data", None, entries, ["/d"]) == [["import", "-d", "/d", "data"]]
     assert _zpool.plan_import("3255222059218089669", None, entries, force=True) == [
-        ["import", "-f", "3255222059218089669"]]
+        ["import", "-f", "3255222059218089669"]
+    ]
 
 
 def test_plan_import_refuses_unavail_pool_quoting_the_listing():
-    with pytest.raises(StateError, match=r"pool stripe .* cannot be imported: state UNAVAIL; status: One or more "
-                                         r"devices are missing .*action: The pool cannot be imported"):
+    with pytest.raises(
+        StateError,
+        match=r"pool stripe .* cannot be imported: state UNAVAIL; status: One or more "
+        r"devices are missing .*action: The pool cannot be imported",
+    ):
         _zpool.plan_import("stripe", None, listing("zpool-import-unavail-missing-device.zfs-fuse"))
 
 
@@ -156,14 +173,19 @@ def test_plan_import_allows_degraded_pool():
 
 
 def test_plan_import_refuses_absent_pool_naming_search_dirs():
-    with pytest.raises(StateError, match=r"no pool named nfs available for import; searched: /dev/hast; "
-                                         r"pools found there: data \(id 10582927196796783394, ONLINE\)"):
+    with pytest.raises(
+        StateError,
+        match=r"no pool named nfs available for import; searched: /dev/hast; "
+        r"pools found there: data \(id 10582927196796783394, ONLINE\)",
+    ):
         _zpool.plan_import("nfs", None, listing("zpool-import-online.zfs-fuse"), ["/dev/hast"])
 
 
 def test_plan_import_refuses_foreign_pool_without_force():
-    entry = dict(listing("zpool-import-online.zfs-fuse")[0],
-                 action="The pool can be imported using its name or numeric identifier and the '-f' flag.")
+    entry = dict(
+        listing("zpool-import-online.zfs-fuse")[0],
+        action="The pool can be imported using its name or numeric identifier and the '-f' flag.",
+    )
     with pytest.raises(StateError, match="last accessed by another system"):
         _zpool.plan_import("data", None, [entry])
     assert _zpool.plan_import("data", None, [entry], force=True) == [["import", "-f", "data"]]

@@ -17,8 +17,9 @@ IDS, CASES = load_cases(Path(__file__).with_suffix(".yml"))
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_zfs_dataset(run_module, case):
-    result, script = run_module(zfs_dataset, case["params"], case.get("commands", []),
-                                check_mode=case.get("check_mode", False), diff=True)
+    result, script = run_module(
+        zfs_dataset, case["params"], case.get("commands", []), check_mode=case.get("check_mode", False), diff=True
+    )
     expect = case["expect"]
     assert result["failed"] == expect.get("failed", False), result.get("msg")
     if "changed" in expect:
@@ -34,9 +35,10 @@ def test_zfs_dataset(run_module, case):
     if "planned" in expect:
         # Check mode: the writes appear in commands but were never run.
         ran = [argv[0] if argv else None for argv in script.ran]
-        planned = [[arg.rsplit("/", 1)[-1] if i == 0 else arg for i, arg in enumerate(argv)]
-                   for argv in result["commands"]]
-        assert planned[-len(expect["planned"]):] == expect["planned"]
+        planned = [
+            [arg.rsplit("/", 1)[-1] if i == 0 else arg for i, arg in enumerate(argv)] for argv in result["commands"]
+        ]
+        assert planned[-len(expect["planned"]) :] == expect["planned"]
         assert len(ran) == len(result["commands"]) - len(expect["planned"])
     if "warning_contains" in expect:
         assert any(expect["warning_contains"] in w for w in get_warning_messages())

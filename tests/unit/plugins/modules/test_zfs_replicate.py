@@ -29,6 +29,6 @@ def test_zfs_replicate(run_module, freeze_clock, case):
     if "stderr_fixture" in case:
         assert result["stderr"] == read_fixture(case["stderr_fixture"])
     if case.get("check_mode"):
-        assert result["commands"][len(script.ran):] == case["planned_writes"]
+        assert result["commands"][len(script.ran) :] == case["planned_writes"]
     else:
         assert len(result["commands"]) == len(script.ran)

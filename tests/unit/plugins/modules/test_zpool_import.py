@@ -16,8 +16,9 @@ IDS, CASES = load_cases(Path(__file__).with_suffix(".yml"))
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_zpool_import(run_module, case):
-    result, script = run_module(zpool_import, case["params"], case.get("commands", []),
-                                check_mode=case.get("check_mode", False), diff=True)
+    result, script = run_module(
+        zpool_import, case["params"], case.get("commands", []), check_mode=case.get("check_mode", False), diff=True
+    )
     expect = case["expect"]
     assert result["failed"] == expect.get("failed", False), result.get("msg")
     if "changed" in expect:
