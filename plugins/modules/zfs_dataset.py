@@ -13,7 +13,7 @@ description:
   - Reads the current state with one C(zfs get all) call, plans, and runs only the C(zfs) commands the plan needs.
   - Never touches properties not given in O(properties), never destroys children or snapshots unless
     O(destroy_dependents=true), and never uses forced flags.
-author: freebsd_ha.storage contributors
+author: freebsd_ha.storage contributors (@freebsd-ha)
 extends_documentation_fragment:
   - freebsd_ha.storage._attributes
 attributes:
@@ -154,7 +154,7 @@ ARGUMENT_SPEC = dict(
     create_parents=dict(type="bool", default=False),
     mounted=dict(type="bool"),
     key_loaded=dict(type="bool"),
-    key_location=dict(type="str"),
+    key_location=dict(type="str", no_log=False),  # a file:// URI naming the key, never the key itself
     rename_from=dict(type="str"),
     destroy_dependents=dict(type="bool", default=False),
 )

@@ -15,7 +15,7 @@ description:
     every snapshot that has holds, so it stays cheap on pools with many thousands of snapshots.
   - Changes nothing.
 author:
-  - freebsd_ha.storage contributors
+  - freebsd_ha.storage contributors (@freebsd-ha)
 extends_documentation_fragment:
   - freebsd_ha.storage._attributes
   - freebsd_ha.storage._attributes.INFO_MODULE

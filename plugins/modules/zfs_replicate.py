@@ -93,7 +93,7 @@ notes:
     (for example C(mountpoint)), and the new target starts with inherited ones plus C(readonly=on).
 seealso:
   - module: freebsd_ha.storage.zfs_snapshot
-author: freebsd_ha.storage contributors
+author: freebsd_ha.storage contributors (@freebsd-ha)
 """
 
 EXAMPLES = r"""

@@ -14,7 +14,7 @@ description:
   - Never destroys a held snapshot, never destroys child snapshots unless O(recursive=true), and never
     destroys newer snapshots in a rollback unless O(destroy_newer=true). Never touches filesystems.
 author:
-  - freebsd_ha.storage contributors
+  - freebsd_ha.storage contributors (@freebsd-ha)
 extends_documentation_fragment:
   - freebsd_ha.storage._attributes
 attributes:

@@ -13,7 +13,7 @@ description:
   - Before importing it reads C(zpool list) (already imported means nothing to do) and the C(zpool import) listing,
     and refuses, quoting the listing, when the pool is absent, ambiguous, UNAVAIL/FAULTED or needs O(force).
   - Never creates, destroys or upgrades pools, and never imports all pools (C(-a)).
-author: freebsd_ha.storage contributors
+author: freebsd_ha.storage contributors (@freebsd-ha)
 extends_documentation_fragment:
   - freebsd_ha.storage._attributes
 attributes:
