@@ -315,7 +315,8 @@ class Capabilities:
         return asdict(self)
 
 
-def _is_bad_property(err):
+def is_bad_property_error(err):
+    """Return whether zfs rejected a property name this zfs does not know."""
     return "invalid property" in err or "bad property list" in err
 
 
@@ -337,7 +338,7 @@ def detect_capabilities(runner, pool):
     result = runner.read(["get", "-H", "-o", "value", "encryption", pool], check_rc=False)
     if result.rc == 0:
         return Capabilities()
-    if not _is_bad_property(result.stderr):
+    if not is_bad_property_error(result.stderr):
         _raise_probe_error(runner, result)
     result = runner.read(["list", "-H", "-p", "-o", "name", "-d", "0", pool], check_rc=False)
     if result.rc == 0:

@@ -145,7 +145,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.freebsd_ha.storage.plugins.module_utils import _dataset
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import CommandError, Runner, StateError
-from ansible_collections.freebsd_ha.storage.plugins.module_utils._zfs import ParseError, validate_dataset_name
+from ansible_collections.freebsd_ha.storage.plugins.module_utils._zfs import (
+    ParseError,
+    parse_get,
+    validate_dataset_name,
+)
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -173,11 +177,17 @@ def _failed_read(result, argv):
 def read_present(runner, wanted):
     """Return {name: props or None} for name (and rename_from), adding encryption properties when needed."""
     names = [wanted["name"]] + ([wanted["rename_from"]] if wanted.get("rename_from") else [])
-    result = runner.read(_dataset.build_read_argv(names), check_rc=False)
-    missing, other = _dataset.split_get_errors(result.stderr)
-    if result.rc != 0 and (other or not missing):
-        raise _failed_read(result, runner.commands[-1])
-    datasets = _dataset.datasets_from_get(result.stdout, names, missing)
+    datasets, pending = {}, names
+    while pending:
+        result = runner.read(_dataset.build_read_argv(pending), check_rc=False)
+        missing, other = _dataset.split_get_errors(result.stderr)
+        if result.rc != 0 and (other or not missing):
+            raise _failed_read(result, runner.commands[-1])
+        # zfs-fuse stops at the first missing name; what it skipped is read again in the next round.
+        listed = parse_get(result.stdout)
+        done = [name for name in pending if name in missing or name in listed] or pending
+        datasets.update(_dataset.datasets_from_get(result.stdout, done, missing))
+        pending = [name for name in pending if name not in done]
     target = wanted["name"] if datasets[wanted["name"]] is not None else names[-1]
     props = datasets[target]
     if _dataset.needs_encryption_read(wanted, props):

@@ -165,8 +165,18 @@ def read_state(runner, params):
         held = [row["name"] for row in rows if row["userrefs"] and (row["name"] == name or params["recursive"])]
         state["holds"] = _zfs.parse_holds(runner.read(_zfs.build_holds_argv(held)).stdout)
     if params["state"] == "rolled_back" and state["caps"].written:
-        got = _zfs.parse_get(runner.read(_zfs.build_get_argv([dataset], ["written"], parsable=True)).stdout)
-        state["written"] = int(got[dataset]["written"]["value"])
+        # The probe infers `written` from the zfs generation; a zfs that still lacks it means "unknown".
+        result = runner.read(_zfs.build_get_argv([dataset], ["written"], parsable=True), check_rc=False)
+        if result.rc == 0:
+            state["written"] = int(_zfs.parse_get(result.stdout)[dataset]["written"]["value"])
+        elif not _zfs.is_bad_property_error(result.stderr):
+            raise CommandError(
+                f"{' '.join(runner.commands[-1])} failed with rc {result.rc}: {result.stderr.strip()}",
+                argv=runner.commands[-1],
+                rc=result.rc,
+                stdout=result.stdout,
+                stderr=result.stderr,
+            )
     if params["state"] == "rolled_back" and params["rescue"]:
         props = _zfs.parse_get(runner.read(_zfs.build_get_argv([dataset], ["all"], parsable=True)).stdout)[dataset]
         state["mounted"] = props.get("mounted", {}).get("value") == "yes"
