@@ -21,15 +21,18 @@ LABCTL = ROOT / "tests" / "lab" / "labctl"
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 # A lab of its own, so a developer's running lab is left alone.
 LAB_DIR = os.environ.get("FBSD_HA_E2E_LAB_DIR", "/srv/fbsd-ha-lab-e2e")
+LAB_NET = os.environ.get("FBSD_HA_E2E_LAB_NET", "127.0.14")
 KEEP = os.environ.get("FBSD_HA_E2E_KEEP") == "1"
 
 
 def labctl(*args, check=True):
-    env = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR)
+    env = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR, FBSD_HA_LAB_NET=LAB_NET)
     completed = subprocess.run([str(LABCTL), *args], check=False, env=env, capture_output=True, text=True)
     if check and completed.returncode != 0:
-        raise AssertionError(f"labctl {' '.join(args)} exited {completed.returncode}:\n"
-                             f"{completed.stdout[-4000:]}\n{completed.stderr[-4000:]}")
+        raise AssertionError(
+            f"labctl {' '.join(args)} exited {completed.returncode}:\n"
+            f"{completed.stdout[-4000:]}\n{completed.stderr[-4000:]}"
+        )
     return completed
 
 
@@ -75,8 +78,14 @@ class Lab:
     def playbook(self, name, check=False, **extra_vars):
         """Run tests/e2e/playbooks/<name> (its own asserts are the checks); return its output."""
         env = dict(os.environ, ANSIBLE_CONFIG=str(self.inventory_dir / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-        argv = ["ansible-playbook", "-i", str(self.inventory_dir / "inventory.yml"), str(PLAYBOOKS / name),
-                "-e", json.dumps(extra_vars)]
+        argv = [
+            "ansible-playbook",
+            "-i",
+            str(self.inventory_dir / "inventory.yml"),
+            str(PLAYBOOKS / name),
+            "-e",
+            json.dumps(extra_vars),
+        ]
         if check:
             argv.append("--check")
         started = time.monotonic()

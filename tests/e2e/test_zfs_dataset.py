@@ -25,6 +25,6 @@ def test_rename(e2e_parent):
     assert names(e2e_parent) == ["zdata/e2e", "zdata/e2e/nfs2"]
 
 
-def test_readonly_mounted_is_idempotent(e2e_parent):
+def test_readonly_unmounted_is_idempotent(e2e_parent):
     e2e_parent.playbook("zfs_dataset_readonly.yml")
     assert names(e2e_parent) == ["zdata/e2e", "zdata/e2e/ro"]

@@ -6,4 +6,7 @@
 def test_zfs_snapshot(lab):
     lab.fresh_dataset("f0", "zdata/e2e/snap")
     lab.playbook("zfs_snapshot.yml")
-    assert lab.node("f0", "zfs list -H -o name,userrefs -t snapshot -r zdata/e2e/snap").split() == ["zdata/e2e/snap@a", "0"]
+    assert lab.node("f0", "zfs list -H -o name,userrefs -t snapshot -r zdata/e2e/snap").split() == [
+        "zdata/e2e/snap@a",
+        "0",
+    ]

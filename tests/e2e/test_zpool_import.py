@@ -6,10 +6,20 @@ POOL_DIR = "/var/tmp/e2epool"
 
 
 def test_zpool_import(lab):
-    lab.node("f0", "zpool destroy e2epool 2>/dev/null; rm -rf", POOL_DIR, "&& mkdir -p", POOL_DIR,
-             f"&& truncate -s 128M {POOL_DIR}/disk && zpool create -m none e2epool {POOL_DIR}/disk")
+    lab.node(
+        "f0",
+        "zpool destroy e2epool 2>/dev/null; rm -rf",
+        POOL_DIR,
+        "&& mkdir -p",
+        POOL_DIR,
+        f"&& truncate -s 128M {POOL_DIR}/disk && zpool create -m none e2epool {POOL_DIR}/disk",
+    )
     try:
         lab.playbook("zpool_import.yml")
     finally:
-        lab.node("f0", f"zpool list e2epool >/dev/null 2>&1 || zpool import -d {POOL_DIR} e2epool;",
-                 "zpool destroy e2epool", check=False)
+        lab.node(
+            "f0",
+            f"zpool list e2epool >/dev/null 2>&1 || zpool import -d {POOL_DIR} e2epool;",
+            "zpool destroy e2epool",
+            check=False,
+        )
