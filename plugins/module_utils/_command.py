@@ -83,14 +83,19 @@ class Runner:
         )
         result = Result(rc, out, err, time.monotonic() - started)
         if check_rc and rc != 0:
-            raise CommandError(
-                f"{' '.join(argv)} failed with rc {rc}: {err.strip() or out.strip()}",
-                argv=argv,
-                rc=rc,
-                stdout=out,
-                stderr=err,
-            )
+            raise self.failure(result)
         return result
+
+    def failure(self, result):
+        """Return the CommandError for a failed result of the last command run (for callers using check_rc=False)."""
+        argv = self.commands[-1]
+        return CommandError(
+            f"{' '.join(argv)} failed with rc {result.rc}: {result.stderr.strip() or result.stdout.strip()}",
+            argv=argv,
+            rc=result.rc,
+            stdout=result.stdout,
+            stderr=result.stderr,
+        )
 
     def change_pipeline(self, stages):
         """Run `stage1 | stage2 | ...` (argv lists, the first through this runner's tool); None in check mode.

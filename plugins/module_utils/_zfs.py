@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import CommandError, StateError
+from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import StateError
 
 SNAPSHOT_COLUMNS = ("name", "guid", "createtxg", "creation", "userrefs")
 GET_COLUMNS = ("name", "property", "value", "source")
@@ -358,14 +358,7 @@ def detect_capabilities(runner, pool):
 
 
 def _raise_probe_error(runner, result):
-    argv = runner.commands[-1]
-    raise CommandError(
-        f"{' '.join(argv)} failed with rc {result.rc}: {result.stderr.strip() or result.stdout.strip()}",
-        argv=argv,
-        rc=result.rc,
-        stdout=result.stdout,
-        stderr=result.stderr,
-    )
+    raise runner.failure(result)
 
 
 # ---------------------------------------------------------------- error texts

@@ -164,16 +164,6 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def _failed_read(result, argv):
-    return CommandError(
-        f"{' '.join(argv)} failed with rc {result.rc}: {result.stderr.strip()}",
-        argv=argv,
-        rc=result.rc,
-        stdout=result.stdout,
-        stderr=result.stderr,
-    )
-
-
 def read_present(runner, wanted):
     """Return {name: props or None} for name (and rename_from), adding encryption properties when needed."""
     names = [wanted["name"]] + ([wanted["rename_from"]] if wanted.get("rename_from") else [])
@@ -182,7 +172,7 @@ def read_present(runner, wanted):
         result = runner.read(_dataset.build_read_argv(pending), check_rc=False)
         missing, other = _dataset.split_get_errors(result.stderr)
         if result.rc != 0 and (other or not missing):
-            raise _failed_read(result, runner.commands[-1])
+            raise runner.failure(result)
         # zfs-fuse stops at the first missing name; what it skipped is read again in the next round.
         listed = parse_get(result.stdout)
         done = [name for name in pending if name in missing or name in listed] or pending
@@ -195,7 +185,7 @@ def read_present(runner, wanted):
         if extra.rc == 0:
             props.update(_dataset.datasets_from_get(extra.stdout, [target], set())[target])
         elif "invalid property" not in extra.stderr:
-            raise _failed_read(extra, runner.commands[-1])
+            raise runner.failure(extra)
     return datasets
 
 
@@ -204,7 +194,7 @@ def read_absent(runner, name):
     result = runner.read(_dataset.build_dependents_argv(name), check_rc=False)
     missing, other = _dataset.split_get_errors(result.stderr)
     if result.rc != 0 and (other or name not in missing):
-        raise _failed_read(result, runner.commands[-1])
+        raise runner.failure(result)
     if name in missing:
         return False, []
     return True, _dataset.dependents_from_get(result.stdout, name)
@@ -230,7 +220,7 @@ def apply(module, runner, wanted, steps):
             if dry.rc != 0 and "invalid option" in dry.stderr:
                 module.warn("this zfs has no 'zfs destroy -n'; the destroy was planned but not dry-run validated")
             elif dry.rc != 0:
-                raise _failed_read(dry, runner.commands[-1])
+                raise runner.failure(dry)
         try:
             runner.change(argv)
         except CommandError as error:

@@ -220,13 +220,7 @@ class Peer:
         if result.rc != 0 and is_missing_dataset_error(result.stderr):
             return None
         if result.rc != 0:
-            raise CommandError(
-                f"{' '.join(self.runner.commands[-1])} failed with rc {result.rc}: {result.stderr.strip()}",
-                argv=self.runner.commands[-1],
-                rc=result.rc,
-                stdout=result.stdout,
-                stderr=result.stderr,
-            )
+            raise self.runner.failure(result)
         return result
 
     def change(self, zfs_args):
@@ -292,13 +286,7 @@ def estimate(zfs, params, replication, token):
     if result.rc != 0 and "invalid option" in result.stderr:
         return None, "zfs send -n is not supported here: no size estimate"
     if result.rc != 0:
-        raise CommandError(
-            f"{' '.join(zfs.commands[-1])} failed with rc {result.rc}: {result.stderr.strip()}",
-            argv=zfs.commands[-1],
-            rc=result.rc,
-            stdout=result.stdout,
-            stderr=result.stderr,
-        )
+        raise zfs.failure(result)
     return repl.parse_send_estimate(result.stdout)["total"], None
 
 

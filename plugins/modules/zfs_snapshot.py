@@ -170,13 +170,7 @@ def read_state(runner, params):
         if result.rc == 0:
             state["written"] = int(_zfs.parse_get(result.stdout)[dataset]["written"]["value"])
         elif not _zfs.is_bad_property_error(result.stderr):
-            raise CommandError(
-                f"{' '.join(runner.commands[-1])} failed with rc {result.rc}: {result.stderr.strip()}",
-                argv=runner.commands[-1],
-                rc=result.rc,
-                stdout=result.stdout,
-                stderr=result.stderr,
-            )
+            raise runner.failure(result)
     if params["state"] == "rolled_back" and params["rescue"]:
         props = _zfs.parse_get(runner.read(_zfs.build_get_argv([dataset], ["all"], parsable=True)).stdout)[dataset]
         state["mounted"] = props.get("mounted", {}).get("value") == "yes"
@@ -225,14 +219,7 @@ def apply(runner, plan):
             argv[0] == "release" and _zfs.is_no_such_tag_error(result.stderr)
         ):
             continue
-        command = runner.commands[-1]
-        raise CommandError(
-            f"{' '.join(command)} failed with rc {result.rc}: {result.stderr.strip()}",
-            argv=command,
-            rc=result.rc,
-            stdout=result.stdout,
-            stderr=result.stderr,
-        )
+        raise runner.failure(result)
 
 
 def main():

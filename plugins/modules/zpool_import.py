@@ -138,14 +138,7 @@ def read_listing(runner, search_dirs):
     if _zpool.is_listing_empty_error(result.rc, result.stdout, result.stderr):
         return []
     if result.rc != 0:
-        argv = runner.commands[-1]
-        raise CommandError(
-            f"{' '.join(argv)} failed with rc {result.rc}: {result.stderr.strip()}",
-            argv=argv,
-            rc=result.rc,
-            stdout=result.stdout,
-            stderr=result.stderr,
-        )
+        raise runner.failure(result)
     return _zpool.parse_import_listing(result.stdout)
 
 

@@ -7,7 +7,12 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.freebsd_ha.storage.plugins.module_utils import _zfs
-from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import CommandError, Result, StateError
+from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import (
+    CommandError,
+    Result,
+    Runner,
+    StateError,
+)
 from ansible_collections.freebsd_ha.storage.tests.unit.conftest import read_fixture
 
 
@@ -270,6 +275,8 @@ class FakeRunner:
     def read(self, args, check_rc=True):
         self.commands.append(["zfs", *args])
         return self.results.pop(0)
+
+    failure = Runner.failure
 
 
 def test_capabilities_on_openzfs_take_one_probe():
