@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from ansible.module_utils.common.text.converters import to_bytes
 from ansible_collections.freebsd_ha.storage.plugins.module_utils import _command
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# Research-corpus samples may be read in place but never copied into the repository. CI keeps
+# ../shared next to the checkout; FBSD_HA_RESEARCH_CORPUS points elsewhere.
+RESEARCH_CORPUS = Path(
+    os.environ.get("FBSD_HA_RESEARCH_CORPUS", Path(__file__).resolve().parents[2] / ".." / "shared" / "research-corpus")
+)
 PIPE = _command.PIPE_SEPARATOR
 
 
@@ -24,6 +30,15 @@ def read_fixture(relative):
     path = FIXTURES / relative
     assert path.with_suffix(".source").exists(), f"{relative} has no .source sidecar"
     return path.read_text()
+
+
+def research_corpus_file(relative):
+    """Path of a research-corpus sample; skips the test when the whole corpus is absent, fails when one file is."""
+    if not RESEARCH_CORPUS.is_dir():
+        pytest.skip(f"research corpus not found at {RESEARCH_CORPUS} (set FBSD_HA_RESEARCH_CORPUS)")
+    path = RESEARCH_CORPUS / relative
+    assert path.is_file(), f"{path} is missing from the research corpus"
+    return path
 
 
 def load_cases(yaml_path):

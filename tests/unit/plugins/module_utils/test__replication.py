@@ -4,17 +4,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ansible_collections.freebsd_ha.storage.plugins.module_utils import _replication as repl
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import StateError
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._zfs import ParseError
-from ansible_collections.freebsd_ha.storage.tests.unit.conftest import read_fixture
-
-# Research-corpus samples may not be copied into the repository; CI has them next to it.
-CORPUS = Path(__file__).resolve().parents[4] / ".." / "shared" / "research-corpus" / "samples" / "zfs"
+from ansible_collections.freebsd_ha.storage.tests.unit.conftest import read_fixture, research_corpus_file
 
 
 def snaps(fixture, dataset):
@@ -82,23 +77,20 @@ def test_target_properties_read_written_and_resume_token():
     ],
 )
 def test_send_estimate_from_research_corpus(name, total, streams):
-    path = CORPUS / name
-    assert path.exists(), f"{path} is missing: the research corpus must sit next to the repository"
+    path = research_corpus_file(f"samples/zfs/{name}")
     parsed = repl.parse_send_estimate(path.read_text())
     assert parsed["total"] == total
     assert [(s["kind"], s["from"], s["to"], s["bytes"]) for s in parsed["streams"]] == streams
 
 
 def test_send_estimate_keeps_resume_token_contents():
-    path = CORPUS / "zfs-send-nvP-incremental-with-token-zrepltest.txt"
-    assert path.exists(), f"{path} is missing"
+    path = research_corpus_file("samples/zfs/zfs-send-nvP-incremental-with-token-zrepltest.txt")
     resume = repl.parse_send_estimate(path.read_text())["resume"]
     assert resume["toname"] == "zroot/test/a@2" and resume["fromguid"] == "0x52f9c212c71e60cd"
 
 
 def test_send_estimate_refuses_cannot_resume_message():
-    path = CORPUS / "zfs-send-nvt-token-cannot-resume-zrepltest.txt"
-    assert path.exists(), f"{path} is missing"
+    path = research_corpus_file("samples/zfs/zfs-send-nvt-token-cannot-resume-zrepltest.txt")
     with pytest.raises(ParseError, match="cannot resume send"):
         repl.parse_send_estimate(path.read_text())
 
