@@ -195,6 +195,16 @@ def test_zfs_send_over_ssh_from_f0_to_f1_keeps_the_data(lab):
     assert sums[0] == sums[1]
 
 
+def test_readonly_on_a_mounted_replica_is_enforced_and_reported_as_freebsd_does(lab):
+    # zfs-fuse itself reports "off temporary" here; the lab zfs wrapper answers with the stored value.
+    node("f1", "zfs set readonly=on zdata/sink/f0/src")
+    assert node("f1", "touch /zdata/sink/f0/src/new", check=False).returncode != 0
+    assert node("f1", "zfs get -H -o value,source readonly zdata/sink/f0/src").stdout.split() == ["on", "local"]
+    assert node("f1", "zfs list -H -o readonly zdata/sink/f0/src").stdout.split() == ["on"]
+    node("f1", "zfs inherit readonly zdata/sink/f0/src")
+    assert node("f1", "zfs get -H -o source readonly zdata/sink/f0/src").stdout.split() != ["local"]
+
+
 def test_ssh_between_nodes_comes_from_the_node_address(lab):
     assert node("f0", "ssh f2 hostname").stdout.strip() == "f2"
     assert f"from {NET}.1 " in (LAB_DIR / "nodes/f2/logs/sshd.log").read_text()

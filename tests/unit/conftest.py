@@ -128,3 +128,31 @@ def run_module(monkeypatch):
         return exited.value.result, script
 
     return runner
+
+
+def strip_binary(argv):
+    """Return argv with the runner's binary path reduced to the tool name, as the case files write it."""
+    return [Path(arg).name if index == 0 else arg for index, arg in enumerate(argv)]
+
+
+def check_case(result, script, expect, keys=()):
+    """Assert the expectations every scripted-command case file shares; keys names result keys compared whole.
+
+    expect: failed, changed (a diff exactly when changed), msg_contains, stderr_contains, rc, and
+    planned (check mode: the last commands are planned writes that were never run).
+    """
+    assert result["failed"] == expect.get("failed", False), result.get("msg")
+    if "changed" in expect:
+        assert result["changed"] == expect["changed"]
+        assert ("diff" in result) == expect["changed"]
+    for text in expect.get("msg_contains", []):
+        assert text in result["msg"]
+    if "stderr_contains" in expect:
+        assert expect["stderr_contains"] in result["stderr"]
+    for key in ("rc", *keys):
+        if key in expect:
+            assert result[key] == expect[key]
+    if "planned" in expect:
+        planned = [strip_binary(argv) for argv in result["commands"]]
+        assert planned[-len(expect["planned"]) :] == expect["planned"]
+        assert len(script.ran) == len(result["commands"]) - len(expect["planned"])
