@@ -1,0 +1,273 @@
+# Copyright: (c) 2026, freebsd_ha.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller-side judgement of the runbooks: which resource is meant, who writes it, and whether a runbook is safe.
+
+Pure functions over inventory variables and the *_info results gathered from every node, so the
+whole decision of a runbook is tested without a node and runs without a round trip.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+BACKENDS = ("zrepl", "zfs", "hast", "gmirror")
+ZFS_BACKENDS = ("zrepl", "zfs")
+SAFE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+def _fail(message):
+    raise AnsibleFilterError(f"freebsd_ha.storage: {message}")
+
+
+def _pick(resources, name):
+    if not isinstance(resources, dict) or not resources:
+        _fail("ha_resources is empty or not a mapping of resource name to settings; define it in group_vars")
+    if name in (None, ""):
+        if len(resources) != 1:
+            _fail(f"several resources exist ({', '.join(sorted(resources))}); name one with -e ha_resource=NAME")
+        name = next(iter(resources))
+    if name not in resources:
+        _fail(f"unknown resource {name!r}; ha_resources defines {', '.join(sorted(resources))}")
+    return name, resources[name]
+
+
+def _dataset_names(resource, node):
+    """Return {logical dataset: the dataset's name on node} for a ZFS based resource."""
+    names = {}
+    for item in resource["datasets"]:
+        logical = item["name"]
+        if resource["backend"] == "zrepl" and node != resource["origin"]:
+            names[logical] = f"{resource['zrepl']['sink_root']}/{resource['origin']}/{logical}"
+        else:
+            names[logical] = logical
+    return names
+
+
+def ha_resource(resources, name=None, inventory_hosts=None):
+    """Return the resolved, validated resource (see DOCUMENTATION)."""
+    name, raw = _pick(resources, name)
+    if not isinstance(raw, dict):
+        _fail(f"resource {name}: settings must be a mapping")
+    resource = dict(raw, name=name)
+    backend = resource.get("backend")
+    if backend not in BACKENDS:
+        _fail(f"resource {name}: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    nodes = resource.get("nodes")
+    if not isinstance(nodes, list) or len(nodes) < 2 or len(set(nodes)) != len(nodes):
+        _fail(f"resource {name}: nodes must list at least two distinct inventory hosts, got {nodes!r}")
+    if backend in ("hast", "gmirror", "zrepl") and len(nodes) != 2:
+        _fail(f"resource {name}: the {backend} backend replicates between exactly two nodes, got {len(nodes)}")
+    missing = [node for node in nodes if inventory_hosts is not None and node not in inventory_hosts]
+    if missing:
+        _fail(f"resource {name}: node(s) {', '.join(missing)} are not in the inventory")
+    if resource.get("primary") not in nodes:
+        _fail(f"resource {name}: primary must be one of its nodes {nodes}, got {resource.get('primary')!r}")
+    services = resource.setdefault("services", [])
+    if not isinstance(services, list) or not all(isinstance(s, str) and set(s) <= SAFE_NAME_CHARS for s in services):
+        _fail(f"resource {name}: services must be a list of rc.d service names, got {services!r}")
+    if backend in ZFS_BACKENDS:
+        datasets = resource.get("datasets")
+        if not isinstance(datasets, list) or not datasets:
+            _fail(f"resource {name}: datasets must list the replicated datasets ({{name, mountpoint}})")
+        resource["datasets"] = [item if isinstance(item, dict) else {"name": item} for item in datasets]
+        for item in resource["datasets"]:
+            if not item.get("name") or "@" in item["name"] or item["name"].startswith("/"):
+                _fail(f"resource {name}: {item!r} is not a dataset name")
+        resource.setdefault("origin", resource["primary"])
+        if backend == "zrepl":
+            zrepl = resource.setdefault("zrepl", {})
+            zrepl.setdefault("sink_root", "zdata/sink")
+            zrepl.setdefault("job", f"{name}_push")
+            zrepl.setdefault("sink_job", f"{name}_sink")
+        resource["node_datasets"] = {node: _dataset_names(resource, node) for node in nodes}
+    resource.setdefault("carp", None)
+    return resource
+
+
+# ---------------------------------------------------------------- assessment of gathered state
+
+
+def _node_view(resource, node, info):
+    """Summarise one node's zfs_info result (None when unreachable) for the resource."""
+    if info is None:
+        return {"reachable": False}
+    if info.get("failed"):
+        # zfs_info refuses the whole read when one root is missing: every dataset counts as missing.
+        return {
+            "reachable": True,
+            "datasets": {},
+            "missing": list(resource["node_datasets"][node].values()),
+            "writable": [],
+            "epoch": 0,
+            "writer_record": None,
+            "error": info.get("msg", ""),
+        }
+    rows = {row["name"]: row for row in info.get("datasets", [])}
+    names = resource["node_datasets"][node]
+    datasets, missing = {}, []
+    for logical, actual in names.items():
+        row = rows.get(actual)
+        if row is None:
+            missing.append(actual)
+            continue
+        own = sorted((s for s in info.get("snapshots", []) if s["dataset"] == actual), key=lambda s: s["createtxg"])
+        epoch = row.get("freebsd-ha:epoch", "-")
+        datasets[logical] = {
+            "name": actual,
+            "readonly": row.get("readonly") == "on",
+            "mounted": row.get("mounted") == "yes",
+            "writer": None if row.get("freebsd-ha:writer", "-") == "-" else row["freebsd-ha:writer"],
+            "epoch": int(epoch) if str(epoch).isdigit() else 0,
+            "snapshots": own,
+        }
+    writable = [d["name"] for d in datasets.values() if not d["readonly"]]
+    epoch = max((d["epoch"] for d in datasets.values()), default=0)
+    writers = {d["writer"] for d in datasets.values() if d["epoch"] == epoch and d["writer"]}
+    return {
+        "reachable": True,
+        "datasets": datasets,
+        "missing": missing,
+        "writable": writable,
+        "epoch": epoch,
+        "writer_record": sorted(writers)[0] if len(writers) == 1 else None,
+    }
+
+
+def _common(source, target):
+    """Return (newest snapshot of source whose GUID target has, snapshots of target after it)."""
+    guids = {s["guid"] for s in target}
+    common = next((s for s in reversed(source) if s["guid"] in guids), None)
+    if common is None:
+        return None, list(target)
+    position = next(i for i, s in enumerate(target) if s["guid"] == common["guid"])
+    return common, target[position + 1 :]
+
+
+def ha_assess(states, resource, runbook="status", target=None, accept_data_loss=False, source=None):  # noqa: PLR0917
+    """Return the judgement of a resource's gathered state: writers, authority, lag and the reasons a runbook is unsafe.
+
+    states: {node: zfs_info result, or None when the node did not answer}. runbook: status,
+    failover, failback. target: the node that should become the writer (failover/failback).
+    source: the node whose snapshots the lag is measured against, when it is not the authoritative one.
+    """
+    nodes = {node: _node_view(resource, node, states.get(node)) for node in resource["nodes"]}
+    reachable = [n for n, v in nodes.items() if v["reachable"]]
+    writers = [n for n, v in nodes.items() if v["reachable"] and v["writable"]]
+    epoch = max((v["epoch"] for v in nodes.values() if v["reachable"]), default=0)
+    authority = [n for n, v in nodes.items() if v["reachable"] and v["epoch"] == epoch and v["writer_record"] == n]
+    authoritative = authority[0] if len(authority) == 1 else None
+    if authoritative is None and len(writers) == 1:
+        authoritative = writers[0]
+    stale = [n for n in reachable if n != authoritative and n in writers]
+    reasons, warnings = [], []
+    for node, view in nodes.items():
+        if view["reachable"] and view["missing"]:
+            reasons.append(f"{node} lacks dataset(s) {', '.join(view['missing'])}: provision the pair (or resync)")
+    if len(writers) > 1:
+        reasons.append(
+            f"more than one writer: {', '.join(writers)} have writable datasets (split brain). Fence the stale one "
+            f"(epoch {epoch} belongs to {authoritative or 'nobody'}); then run failback.yml on it to keep its writes "
+            "in a rescue and rejoin it"
+        )
+    lag = {}
+    reference = source or authoritative
+    if reference:
+        for logical, source_dataset in nodes[reference].get("datasets", {}).items():
+            for node in reachable:
+                if node == reference or logical not in nodes[node].get("datasets", {}):
+                    continue
+                replica = nodes[node]["datasets"][logical]
+                common, extra = _common(source_dataset["snapshots"], replica["snapshots"])
+                newest = source_dataset["snapshots"][-1] if source_dataset["snapshots"] else None
+                behind = (
+                    []
+                    if common is None
+                    else [s["name"] for s in source_dataset["snapshots"] if s["createtxg"] > common["createtxg"]]
+                )
+                lag.setdefault(node, {})[logical] = {
+                    "common": common and common["name"].split("@", 1)[1],
+                    "common_guid": common and common["guid"],
+                    "newest_on_writer": newest and newest["name"].split("@", 1)[1],
+                    "snapshots_behind": len(behind),
+                    "diverged": [s["name"] for s in extra],
+                    "in_sync": newest is not None and common is not None and common["guid"] == newest["guid"],
+                }
+                if common is None:
+                    reasons.append(
+                        f"{replica['name']} on {node} shares no snapshot with {source_dataset['name']} on {reference}: "
+                        "run resync.yml (a full re-seed)"
+                    )
+                elif extra:
+                    names = ", ".join(s["name"] for s in extra)
+                    message = (
+                        f"{replica['name']} on {node} has snapshots newer than the last common one "
+                        f"@{common['name'].split('@', 1)[1]}: {names}. Run failback.yml (keeps them in a rescue) or "
+                        "resync.yml"
+                    )
+                    (warnings if runbook == "failback" and node == target else reasons).append(message)
+    result = {
+        "resource": resource["name"],
+        "backend": resource["backend"],
+        "nodes": nodes,
+        "reachable": reachable,
+        "unreachable": [n for n in resource["nodes"] if n not in reachable],
+        "writers": writers,
+        "epoch": epoch,
+        "next_epoch": epoch + 1,
+        "authoritative": authoritative,
+        "stale": stale,
+        "lag": lag,
+        "warnings": warnings,
+    }
+    if runbook in ("failover", "failback"):
+        reasons += _runbook_reasons(result, resource, runbook, target, accept_data_loss)
+    result["reasons"] = reasons
+    result["safe"] = not reasons
+    return result
+
+
+def _runbook_reasons(result, resource, runbook, target, accept_data_loss):
+    reasons = []
+    if target not in resource["nodes"]:
+        return [f"target {target!r} is not a node of resource {resource['name']} ({', '.join(resource['nodes'])})"]
+    if target in result["unreachable"]:
+        return [f"the target {target} does not answer; it cannot become the writer"]
+    if result["unreachable"]:
+        if runbook == "failback":
+            reasons.append(f"{', '.join(result['unreachable'])} do not answer; failback needs both nodes")
+        elif not accept_data_loss:
+            reasons.append(
+                f"{', '.join(result['unreachable'])} do not answer, so this is an unplanned failover that loses the "
+                "writes since the last replicated snapshot; rerun with -e ha_accept_data_loss=true to accept that"
+            )
+    elif runbook == "failover" and accept_data_loss:
+        reasons.append("every node answers: run the planned failover (drop ha_accept_data_loss), it loses nothing")
+    return reasons
+
+
+def ha_node_datasets(datasets, resource, node):
+    """Return [{name: the dataset's name on node, mountpoint}] for zfs_role, from the resource's datasets."""
+    names = resource["node_datasets"][node]
+    return [{"name": names[item["name"]], "mountpoint": item.get("mountpoint")} for item in datasets]
+
+
+def ha_reachable_info(result):
+    """Return a registered zfs_info result, or None when the host did not answer (for ha_assess)."""
+    if not isinstance(result, dict) or result.get("unreachable"):
+        return None
+    return result
+
+
+FILTERS = {
+    "ha_resource": ha_resource,
+    "ha_assess": ha_assess,
+    "ha_reachable_info": ha_reachable_info,
+    "ha_node_datasets": ha_node_datasets,
+}
+
+
+class FilterModule:
+    """freebsd_ha.storage runbook filters."""
+
+    def filters(self):
+        return FILTERS
