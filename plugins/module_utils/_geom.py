@@ -496,8 +496,8 @@ def plan_rebuild(mirror, components, allow_overwrite_newer=False, force=False):
 
     The decision uses the mirror's own metadata: a target whose (genid, syncid, in-sync) is newer than every
     other component's, or newer than the running mirror's GenID/SyncID, holds data the others lack, and a
-    rebuild would copy the older data over it. A component already SYNCHRONIZING is left alone; an ACTIVE one
-    that is as new as the rest is only rebuilt with force.
+    rebuild would copy the older data over it. A component already SYNCHRONIZING is left alone; an in-sync one
+    exactly as new as the newest other is only rebuilt with force.
     """
     if mirror is None:
         raise StateError("no such mirror: nothing to rebuild (check the name with gmirror_info)")
@@ -516,9 +516,8 @@ def plan_rebuild(mirror, components, allow_overwrite_newer=False, force=False):
                 f"rebuild it from ({', '.join(_describe_freshness(c) for c in others) or 'no other component'}); "
                 f"{component} may be the only copy of the newest data"
             )
-        newest_other = max(freshness(c) for c in others)
-        mirror_key = (mirror["genid"] or 0, mirror["syncid"] or 0)
-        newer = freshness(target) > newest_other or freshness(target)[:2] > mirror_key
+        key, newest_other = freshness(target), max(freshness(c) for c in others)
+        newer = key > newest_other or key[:2] > (mirror["genid"] or 0, mirror["syncid"] or 0)
         if newer and not allow_overwrite_newer:
             raise StateError(
                 f"refusing to rebuild {_describe_freshness(target)} in mirror {name}: it holds newer data than "
@@ -529,7 +528,7 @@ def plan_rebuild(mirror, components, allow_overwrite_newer=False, force=False):
             )
         if target["state"] == "SYNCHRONIZING":
             continue
-        if is_in_sync(target) and not newer and not force:
+        if is_in_sync(target) and not newer and key == newest_other and not force:
             continue
         wanted.append(target["name"])
     return [build_rebuild_argv(name, wanted)] if wanted else []
