@@ -136,31 +136,15 @@ RETURN = r"""
 mirror:
   description:
     - The mirror as C(gmirror list) shows it after the run (before it in check mode); null when it does not exist.
-    - RV(mirror.state) is V(COMPLETE), V(DEGRADED), V(SYNCHRONIZING) (degraded while a component synchronises)
-      or V(STARTING); RV(mirror.geom_state) is the kernel's own C(State).
+    - The same keys as one entry of RV(freebsd_ha.storage.gmirror_info#module:mirrors), without C(newest) and the
+      components' C(in_sync).
   returned: always
   type: dict
-  sample:
-    name: gm0
-    state: SYNCHRONIZING
-    geom_state: DEGRADED
-    components_configured: 2
-    balance: prefer
-    slice: 4096
-    flags: [NOAUTOSYNC]
-    genid: 0
-    syncid: 2
-    id: 1234567890
-    type: AUTOMATIC
-    provider: mirror/gm0
-    mediasize: 1000204820480
-    mode: r1w1e1
-    sync_progress: 64
-    components:
-      - {name: ada1, state: ACTIVE, priority: 1, syncid: 2, genid: 0, flags: [], synchronized: null,
-         bytes_synced: null, id: 2345678901, mediasize: 1000204821504}
-      - {name: ggate0, state: SYNCHRONIZING, priority: 0, syncid: 2, genid: 0, flags: [DIRTY, SYNCHRONIZING],
-         synchronized: 64, bytes_synced: 640131072000, id: 3456789012, mediasize: 1000204821504}
+  sample: {name: gm0, state: COMPLETE, geom_state: COMPLETE, components_configured: 2, balance: prefer, slice: 4096,
+           flags: [NOAUTOSYNC], genid: 0, syncid: 1, id: 1234567890, type: AUTOMATIC, provider: mirror/gm0,
+           mediasize: 1000204820480, mode: r0w0e0, sync_progress: null,
+           components: [{name: ada1, state: ACTIVE, priority: 1, syncid: 1, genid: 0, flags: [], synchronized: null,
+                         bytes_synced: null, id: 2345678901, mediasize: 1000204821504}]}
 commands:
   description: Every command run (reads) or planned (writes in check mode), as argv lists.
   returned: always

@@ -216,3 +216,40 @@ def test_render_dump_and_ggatec_list_parse_back():
     )
     (unit,) = _geom.parse_ggatec_list(render_ggatec_list([{"unit": 3, "host": "10.0.0.2", "path": "/dev/ada1"}]))
     assert (unit["device"], unit["host"], unit["port"], unit["path"]) == ("/dev/ggate3", "10.0.0.2", 3080, "/dev/ada1")
+
+
+def _at(result, path):
+    node = result
+    for part in str(path).split("."):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+def run_cases(run_module, module_obj, case):
+    """Run one YAML case of the geom module tests and check its `expect` block; return the result."""
+    commands = [render_step(step) for step in case.get("commands", [])]
+    result, script = run_module(
+        module_obj, case["params"], commands, check_mode=case.get("check_mode", False), diff=True
+    )
+    expect = case["expect"]
+    assert result["failed"] == expect.get("failed", False), result.get("msg")
+    if "changed" in expect:
+        assert result["changed"] == expect["changed"]
+        assert ("diff" in result) == expect["changed"]
+    for text in expect.get("msg_contains", []):
+        assert text in result["msg"]
+    for key, value in expect.get("result", {}).items():
+        assert result[key] == value, key
+    for path, value in expect.get("paths", {}).items():
+        assert _at(result, path) == value, path
+    for path, keys in expect.get("keys", {}).items():
+        assert sorted(_at(result, path)) == keys, path
+    if "stderr_contains" in expect:
+        assert expect["stderr_contains"] in result["stderr"]
+    if "planned" in expect:
+        # Check mode: the planned writes are the last commands, none of which ran.
+        planned = [[arg.rsplit("/", 1)[-1] if i == 0 else arg for i, arg in enumerate(a)] for a in result["commands"]]
+        assert planned[len(script.ran) :] == expect["planned"]
+    if "ran" in expect:
+        assert [argv[1] for argv in script.ran] == expect["ran"]
+    return result
