@@ -1,0 +1,64 @@
+# Copyright: (c) 2026, freebsd_ha.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""zrepl_info against scripted zrepl commands (cases in test_zrepl_info.yml).
+
+A step's `status:` is a raw status built from zrepl's documented schema by test__zrepl.status_document
+(constructed, not captured); `capture: hn1` is the real 2019 capture, read in place from the research corpus.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.freebsd_ha.storage.plugins.modules import zrepl_info
+from ansible_collections.freebsd_ha.storage.tests.unit.conftest import load_cases
+from ansible_collections.freebsd_ha.storage.tests.unit.plugins.module_utils.test__zrepl import HN1, status_document
+
+IDS, CASES = load_cases(Path(__file__).with_suffix(".yml"))
+
+
+def script_steps(steps):
+    """Return the command steps with `status:`/`capture:` turned into the stdout zrepl would print."""
+    scripted = []
+    for original in steps:
+        step = dict(original)
+        if "status" in step:
+            step["stdout"] = status_document(step.pop("status"), step.pop("layout", "v0.6")) + "\n"
+        if step.pop("capture", None) == "hn1":
+            if not HN1.exists():
+                pytest.skip("research corpus capture not present")
+            step["stdout"] = HN1.read_text()
+        scripted.append(step)
+    return scripted
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_zrepl_info(run_module, case):
+    result, script = run_module(
+        zrepl_info, case["params"], script_steps(case.get("commands", [])), check_mode=case.get("check_mode", False)
+    )
+    expect = case["expect"]
+    assert result["failed"] == expect.get("failed", False), result.get("msg")
+    assert result.get("changed", False) is False
+    assert len(result["commands"]) == len(script.ran)
+    for text in expect.get("msg_contains", []):
+        assert text in result["msg"]
+    for key in ("rc", "layout", "internal_jobs", "summary", "active_zfs_commands"):
+        if key in expect:
+            assert result[key] == expect[key]
+    if "stderr_contains" in expect:
+        assert expect["stderr_contains"] in result["stderr"]
+    if "jobs" in expect:
+        assert sorted(result["jobs"]) == expect["jobs"]
+    for path, value in expect.get("values", {}).items():
+        assert lookup(result, path) == value, path
+
+
+def lookup(result, path):
+    """Return the value at a dotted path such as jobs.csnas.replication.state (list items by index)."""
+    value = result
+    for part in path.split("."):
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return value
