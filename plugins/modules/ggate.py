@@ -62,7 +62,8 @@ options:
     type: bool
     default: false
 notes:
-  - Without C(-v), ggatec reports its errors only to syslog (for example C(Can't connect to server) or
+  - >-
+    Without C(-v), ggatec reports its errors only to syslog (for example C(Can't connect to server) or
     C(Error from server: Operation not permitted.) when the export does not admit this host); C(-v) would keep it in the
     foreground, so the module cannot use it. On failure look in C(/var/log/messages) on both nodes.
   - The unit stores C(host:port path) as given, so use the same spelling of O(host) every time.

@@ -100,7 +100,8 @@ options:
     type: int
     default: 30
 notes:
-  - gmirror prints kernel errors as C(gmirror: <message>) and exits 1, for example C(No such device: gm0.) or
+  - >-
+    gmirror prints kernel errors as C(gmirror: <message>) and exits 1, for example C(No such device: gm0.) or
     C(Provider ada1 is the last active provider in gm0.); the module fails with that message, C(rc) and C(stderr).
   - V(label) needs the MIRROR class loaded (C(kldload geom_mirror), which the C(freebsd_ha.storage.ggated) role
     does); without it gmirror writes the metadata but no mirror appears, so the module refuses first.

@@ -12,7 +12,7 @@ description:
   - Reads C(gmirror list) once and returns every mirror (or the ones named in O(name)) with its state and, per
     component, the state, priority, GenID, SyncID, flags and synchronisation progress.
   - The per-component GenID/SyncID and in-sync state are what M(freebsd_ha.storage.gmirror) uses to decide which
-    copy is newest; RV(mirrors.newest) names the components that hold it.
+    copy is newest; C(newest) names the components that hold it.
   - Changes nothing.
 author:
   - freebsd_ha.storage contributors (@freebsd-ha)
@@ -49,10 +49,10 @@ EXAMPLES = r"""
 RETURN = r"""
 mirrors:
   description:
-    - The mirrors by name. RV(mirrors.state) is V(COMPLETE), V(DEGRADED), V(SYNCHRONIZING) (degraded while a
-      component synchronises) or V(STARTING); RV(mirrors.geom_state) is the kernel's own C(State).
-    - RV(mirrors.sync_progress) is the lowest C(Synchronized) percentage of the synchronising components (null when
-      none synchronises); RV(mirrors.newest) lists the components whose (GenID, SyncID, in sync) is the biggest.
+    - The mirrors by name. C(state) is V(COMPLETE), V(DEGRADED), V(SYNCHRONIZING) (degraded while a
+      component synchronises) or V(STARTING); C(geom_state) is the kernel's own C(State).
+    - C(sync_progress) is the lowest C(Synchronized) percentage of the synchronising components (null when
+      none synchronises); C(newest) lists the components whose (GenID, SyncID, in sync) is the biggest.
   returned: always
   type: dict
   sample:
