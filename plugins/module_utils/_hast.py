@@ -30,6 +30,19 @@ BUG_292322_URL = "https://bugs.freebsd.org/bugzilla/show_bug.cgi?id=292322"
 BUG_292322_MIN_MAJOR = 15
 
 
+# How much of each syslog file the modules scan for hastd lines.
+LOG_TAIL_BYTES = 4 * 1024 * 1024
+
+
+def read_argument_spec():
+    """Return the argument spec of the options hast_info and hast_role share (hast.conf path, log scan)."""
+    return dict(
+        config=dict(type="path", default=DEFAULT_CONFIG),
+        log_files=dict(type="list", elements="path", default=["/var/log/messages"]),
+        log_window=dict(type="int", default=3600),
+    )
+
+
 class ParseError(ValueError):
     """Output of a HAST command or a hast.conf did not have the documented shape."""
 
@@ -729,6 +742,54 @@ def events_for(resource_name, remote, events):
     return chosen
 
 
+def recent_events(texts, now, window_seconds):
+    """Return the HAST events of several log texts that fall within window_seconds before now."""
+    events = []
+    for text in texts:
+        events += [event for event in scan_hastd_log(text, now) if is_recent(event, now, window_seconds)]
+    return events
+
+
+def node_views(names, entries, metadata, events, *, conf_views=None, os_release=None):
+    """Return {name: resource_view()} for names, in order; entries is None when hastd is not running."""
+    by_name = {entry["name"]: entry for entry in entries or []}
+    views = {}
+    for name in names:
+        entry, conf_view = by_name.get(name), (conf_views or {}).get(name)
+        remote = (entry or {}).get("remoteaddr") or (conf_view or {}).get("remote")
+        views[name] = resource_view(
+            name,
+            entry,
+            meta=metadata.get(name),
+            conf_view=conf_view,
+            events=events_for(name, remote, events),
+            device_present=None,
+            os_release=os_release,
+        )
+        views[name]["hastd_running"] = entries is not None
+        if entries is not None and entry is None:
+            views[name]["error_text"] = "hastd has not loaded this resource: run `service hastd reload`"
+    return views
+
+
+def read_node_state(read, fail, *, config, now, window, names=(), conf_views=None, log_texts=(), os_release=None):
+    """Return (hastd_running, {name: view}) of this node from hastctl list/dump (through read/fail) and log texts.
+
+    names: the resources to report; empty means every one hastd lists plus every one conf_views
+    (this node's hast.conf sections) names. Dumps run for the names hast.conf knows (hastctl
+    rejects others), or for all names when conf_views is None.
+    """
+    entries = read_listing(read, fail, names, config)
+    if not names:
+        names = [entry["name"] for entry in entries or []]
+        names += [name for name in conf_views or {} if name not in names]
+    dump_names = names if conf_views is None else [name for name in names if name in conf_views]
+    metadata = read_metadata(read, dump_names, config)
+    events = recent_events(log_texts, now, window)
+    views = node_views(names, entries, metadata, events, conf_views=conf_views, os_release=os_release)
+    return entries is not None, views
+
+
 # ---------------------------------------------------------------- role planner
 
 
@@ -824,13 +885,16 @@ def _is_loser(name, local, peer, role, evidence):
     return True
 
 
-def plan_role(name, local, peer, role=None, *, create=False, discard_local_data=False, allow_split_brain=False):
-    """Return {"steps", "before", "after", "warnings"} bringing one resource to role; refuse before any change.
+def plan_role(
+    name, local, peer, role=None, *, create=False, discard_local_data=False, allow_split_brain=False, config=None
+):
+    """Return {"steps", "before", "after", "warnings", "verify_role"} for one resource; refuse before any change.
 
     local: this node's hast_info view of the resource plus hastd_running; peer: the peer's view
     (at least {"role"}) or None when unknown; role: init|primary|secondary or None (create only).
     Steps are hastctl argv tails; create runs only where metadata is absent, or where it is
     invalid/foreign or this node is the split-brain loser and discard_local_data is true.
+    verify_role is the role hastd must report after the steps (None when no role step runs).
     """
     _check_reachable(name, local, role)
     warnings = []
@@ -861,16 +925,17 @@ def plan_role(name, local, peer, role=None, *, create=False, discard_local_data=
     steps = []
     if recreate:
         if current not in ("init", None):
-            steps.append(build_role_argv("init", [name]))
-        steps.append(build_create_argv(name))
+            steps.append(build_role_argv("init", [name], config))
+        steps.append(build_create_argv(name, config))
         if final not in ("init", None):
-            steps.append(build_role_argv(final, [name]))
+            steps.append(build_role_argv(final, [name], config))
     elif role and role != current:
-        steps.append(build_role_argv(role, [name]))
+        steps.append(build_role_argv(role, [name], config))
     before, after = {}, {}
     if final != current and final is not None:
         before["role"], after["role"] = current, final
     if recreate:
         before["metadata"] = (local.get("metadata") or {}).get("state", "unknown")
         after["metadata"] = "created"
-    return {"steps": steps, "before": before, "after": after, "warnings": warnings}
+    verify = final if any(step[0] == "role" for step in steps) else None
+    return {"steps": steps, "before": before, "after": after, "warnings": warnings, "verify_role": verify}

@@ -493,6 +493,7 @@ def test_plan_promotes_an_init_resource_when_the_peer_is_secondary():
         "before": {"role": "init"},
         "after": {"role": "primary"},
         "warnings": [],
+        "verify_role": "primary",
     }
 
 
