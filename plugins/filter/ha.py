@@ -8,8 +8,13 @@ whole decision of a runbook is tested without a node and runs without a round tr
 
 from __future__ import annotations
 
+import re
+
 from ansible.errors import AnsibleFilterError
 
+# Runbook snapshots carry the epoch they were taken in (ha_failover_e3): a replica that received one
+# knows that epoch existed even where the record on its own datasets is older.
+RUNBOOK_SNAPSHOT_RE = re.compile(r"^ha_[a-z]+_e([0-9]+)$")
 BACKENDS = ("zrepl", "zfs", "hast", "gmirror")
 ZFS_BACKENDS = ("zrepl", "zfs")
 SAFE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -121,14 +126,22 @@ def _node_view(resource, node, info):
             "snapshots": own,
         }
     writable = [d["name"] for d in datasets.values() if not d["readonly"]]
-    epoch = max((d["epoch"] for d in datasets.values()), default=0)
-    writers = {d["writer"] for d in datasets.values() if d["epoch"] == epoch and d["writer"]}
+    recorded = max((d["epoch"] for d in datasets.values()), default=0)
+    seen = [
+        int(match.group(1))
+        for d in datasets.values()
+        for snap in d["snapshots"]
+        for match in [RUNBOOK_SNAPSHOT_RE.match(snap["name"].split("@", 1)[1])]
+        if match
+    ]
+    writers = {d["writer"] for d in datasets.values() if d["epoch"] == recorded and d["writer"]}
     return {
         "reachable": True,
         "datasets": datasets,
         "missing": missing,
         "writable": writable,
-        "epoch": epoch,
+        "epoch": recorded,
+        "epoch_seen": max([recorded, *seen]),
         "writer_record": sorted(writers)[0] if len(writers) == 1 else None,
     }
 
@@ -153,7 +166,7 @@ def ha_assess(states, resource, runbook="status", target=None, accept_data_loss=
     nodes = {node: _node_view(resource, node, states.get(node)) for node in resource["nodes"]}
     reachable = [n for n, v in nodes.items() if v["reachable"]]
     writers = [n for n, v in nodes.items() if v["reachable"] and v["writable"]]
-    epoch = max((v["epoch"] for v in nodes.values() if v["reachable"]), default=0)
+    epoch = max((v["epoch_seen"] for v in nodes.values() if v["reachable"]), default=0)
     authority = [n for n, v in nodes.items() if v["reachable"] and v["epoch"] == epoch and v["writer_record"] == n]
     authoritative = authority[0] if len(authority) == 1 else None
     if authoritative is None and len(writers) == 1:
@@ -163,11 +176,16 @@ def ha_assess(states, resource, runbook="status", target=None, accept_data_loss=
     for node, view in nodes.items():
         if view["reachable"] and view["missing"]:
             reasons.append(f"{node} lacks dataset(s) {', '.join(view['missing'])}: provision the pair (or resync)")
-    if len(writers) > 1:
+    if stale and len(authority) == 1:
+        warnings.append(
+            f"{', '.join(stale)} writable with an older epoch than {authoritative} (epoch {epoch}): "
+            "a returning old writer; it is fenced (read-only, services stopped) before anything else"
+        )
+    elif len(writers) > 1:
         reasons.append(
-            f"more than one writer: {', '.join(writers)} have writable datasets (split brain). Fence the stale one "
-            f"(epoch {epoch} belongs to {authoritative or 'nobody'}); then run failback.yml on it to keep its writes "
-            "in a rescue and rejoin it"
+            f"more than one writer: {', '.join(writers)} have writable datasets and no epoch decides between them "
+            "(split brain). Pick the node whose data wins, fence the other by hand (zfs set readonly=on) and run "
+            "failback.yml to it: its writes are kept in a rescue"
         )
     lag = {}
     reference = source or authoritative
@@ -251,6 +269,76 @@ def ha_node_datasets(datasets, resource, node):
     return [{"name": names[item["name"]], "mountpoint": item.get("mountpoint")} for item in datasets]
 
 
+def ha_node_summary(view):
+    """Return one node's line of the status document: reachability, role and newest snapshot per dataset."""
+    if not view.get("reachable"):
+        return {"reachable": False}
+    return {
+        "reachable": True,
+        "writable": bool(view["writable"]),
+        "epoch": view["epoch"],
+        "writer_record": view["writer_record"],
+        "missing": view["missing"],
+        "datasets": {
+            logical: {
+                "name": entry["name"],
+                "readonly": entry["readonly"],
+                "mounted": entry["mounted"],
+                "newest_snapshot": entry["snapshots"][-1]["name"] if entry["snapshots"] else None,
+                "snapshot_count": len(entry["snapshots"]),
+            }
+            for logical, entry in view["datasets"].items()
+        },
+    }
+
+
+def ha_status_table(status):
+    """Return the status document as aligned text lines, one per node and dataset, then the warnings."""
+    lines = [
+        f"resource {status['resource']} ({status['backend']}): writer {status['writer'] or 'NONE'}, "
+        f"epoch {status['epoch']}",
+        f"{'node':<8} {'state':<12} {'dataset':<40} {'ro':<4} {'mnt':<4} {'newest snapshot':<32} {'lag'}",
+    ]
+    for node, view in status["nodes"].items():
+        if not view["reachable"]:
+            lines.append(f"{node:<8} {'UNREACHABLE':<12}")
+            continue
+        state = "writer" if view["writable"] else "read-only"
+        for logical, entry in view["datasets"].items():
+            lag = status["lag"].get(node, {}).get(logical)
+            shown = "-" if lag is None else ("in sync" if lag["in_sync"] else f"{lag['snapshots_behind']} behind")
+            if lag and lag["diverged"]:
+                shown = f"DIVERGED ({len(lag['diverged'])} extra)"
+            newest = (entry["newest_snapshot"] or "-").split("@")[-1]
+            lines.append(
+                f"{node:<8} {state:<12} {entry['name']:<40} {'on' if entry['readonly'] else 'off':<4} "
+                f"{'yes' if entry['mounted'] else 'no':<4} {newest:<32} {shown}"
+            )
+        for missing in view["missing"]:
+            lines.append(f"{node:<8} {state:<12} {missing:<40} MISSING")
+    lines += [f"WARNING: {warning}" for warning in status["warnings"]]
+    return lines
+
+
+def ha_rpo(assessment, node, now):
+    """Return, per dataset of node, its newest snapshot and that snapshot's age in seconds at now (epoch seconds).
+
+    After an unplanned failover this is what the new writer holds: every write after it was lost.
+    """
+    rows = []
+    for logical, entry in assessment["nodes"][node].get("datasets", {}).items():
+        newest = entry["snapshots"][-1] if entry["snapshots"] else None
+        created = newest and newest.get("creation")
+        rows.append(
+            {
+                "dataset": logical,
+                "last_snapshot": newest and newest["name"],
+                "age_seconds": round(float(now) - created, 1) if isinstance(created, (int, float)) else None,
+            }
+        )
+    return rows
+
+
 def ha_reachable_info(result):
     """Return a registered zfs_info result, or None when the host did not answer (for ha_assess)."""
     if not isinstance(result, dict) or result.get("unreachable"):
@@ -263,6 +351,9 @@ FILTERS = {
     "ha_assess": ha_assess,
     "ha_reachable_info": ha_reachable_info,
     "ha_node_datasets": ha_node_datasets,
+    "ha_node_summary": ha_node_summary,
+    "ha_status_table": ha_status_table,
+    "ha_rpo": ha_rpo,
 }
 
 
