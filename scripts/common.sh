@@ -24,3 +24,18 @@ copy_collection() {
   (cd "$dest" && git init -q && git add -A >/dev/null)
   echo "$dest"
 }
+
+ansible_test_pip_bootstrap() {
+  # ansible-test bootstraps pip in each of its venvs with a script from a host we cannot reach; serve our own.
+  local pip_version cache bootstrap
+  pip_version=$(python -c "from types import SimpleNamespace
+from ansible_test._internal.python_requirements import get_venv_packages
+print(get_venv_packages(SimpleNamespace(version='3.11'))['pip'])")
+  cache="$HOME/.ansible/test/cache"
+  bootstrap="$cache/get_pip_${pip_version//./_}.py"
+  if [ ! -f "$bootstrap" ]; then
+    mkdir -p "$cache"
+    pip download -q --no-deps --only-binary :all: -d "$cache" "pip==$pip_version"
+    cp "$ROOT/scripts/ansible-test-pip-bootstrap.py" "$bootstrap"
+  fi
+}
