@@ -1,0 +1,58 @@
+# Copyright: (c) 2026, freebsd_ha.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Role contracts: argument specs complete, defaults naming exactly the spec's options, docs generated from them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.freebsd_ha.storage.tests.unit.roles.role_helpers import (
+    ROOT,
+    entry_point,
+    role_defaults,
+    walk_options,
+)
+
+ROLES = ["zrepl", "zfskeys"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_defaults_name_exactly_the_options_of_the_argument_spec(role):
+    assert sorted(role_defaults(role)) == sorted(entry_point(role)["options"])
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_defaults_equal_the_spec_defaults(role):
+    defaults = role_defaults(role)
+    for name, spec in entry_point(role)["options"].items():
+        assert defaults[name] == spec.get("default"), name
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_option_has_a_type_and_a_description_and_lists_say_their_elements(role):
+    for path, spec in walk_options(entry_point(role)["options"]):
+        assert spec.get("type") and spec.get("description"), path
+        assert spec["type"] != "list" or spec.get("elements"), path
+        assert not (spec.get("required") and "default" in spec), path
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_required_if_rules_name_existing_suboptions_and_choices(role):
+    for path, spec in walk_options(entry_point(role)["options"]):
+        suboptions = spec.get("options", {})
+        for key, value, needed in spec.get("required_if", []):
+            assert key in suboptions and value in suboptions[key].get("choices", [value]), path
+            assert set(needed) <= set(suboptions), path
+
+
+def test_role_docs_are_generated_from_the_argument_specs():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "role-docs"), "--check", *ROLES],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
