@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from ansible_collections.freebsd_ha.storage.plugins.module_utils import _zrepl
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import StateError
-from ansible_collections.freebsd_ha.storage.tests.unit.conftest import FrozenClock, read_fixture
+from ansible_collections.freebsd_ha.storage.tests.unit.conftest import FrozenClock, read_fixture, research_corpus_file
 
-CORPUS = Path(__file__).resolve().parents[4] / ".." / "shared" / "research-corpus" / "samples" / "zrepl"
-HN1 = CORPUS / "zrepl-status-raw-push-freebsd-2019-hn1.json"
-needs_hn1 = pytest.mark.skipif(not HN1.exists(), reason="research corpus capture not present")
+HN1 = "samples/zrepl/zrepl-status-raw-push-freebsd-2019-hn1.json"
+
+
+def hn1_text():
+    """Return the real 2019 raw status capture, read in place (the test is skipped without the corpus)."""
+    return research_corpus_file(HN1).read_text()
+
 
 # ---------------------------------------------------------------- constructed documents (NOT captures)
 
@@ -217,18 +220,16 @@ def tui_step_error():
 # ---------------------------------------------------------------- the real v0.2 capture
 
 
-@needs_hn1
 def test_parse_real_2019_capture_reads_bare_job_map_layout():
-    status = _zrepl.parse_status_raw(HN1.read_text())
+    status = _zrepl.parse_status_raw(hn1_text())
     assert status["layout"] == "v0.2"
     assert list(status["jobs"]) == ["csnas"]
     assert status["internal_jobs"] == ["_control", "_prometheus"]
     assert status["active_zfs_commands"] is None
 
 
-@needs_hn1
 def test_parse_real_2019_capture_reports_latest_attempt_mid_replication():
-    replication = _zrepl.parse_status_raw(HN1.read_text())["jobs"]["csnas"]["replication"]
+    replication = _zrepl.parse_status_raw(hn1_text())["jobs"]["csnas"]["replication"]
     assert replication["state"] == "fan-out-filesystems"
     assert replication["attempt_number"] == 1
     assert replication["started_at"] == "2019-12-05T11:02:46.152463486+01:00"
@@ -240,9 +241,8 @@ def test_parse_real_2019_capture_reports_latest_attempt_mid_replication():
     assert (replication["bytes_expected"], replication["bytes_replicated"]) == (1126872, 450216)
 
 
-@needs_hn1
 def test_parse_real_2019_capture_keeps_old_step_fields_and_no_blocked_on():
-    replication = _zrepl.parse_status_raw(HN1.read_text())["jobs"]["csnas"]["replication"]
+    replication = _zrepl.parse_status_raw(hn1_text())["jobs"]["csnas"]["replication"]
     quassel = next(fs for fs in replication["filesystems"] if fs["name"] == "zroot/ezjail/quassel")
     assert quassel == {
         "name": "zroot/ezjail/quassel",
@@ -269,9 +269,8 @@ def test_parse_real_2019_capture_keeps_old_step_fields_and_no_blocked_on():
     assert (planning["step_count"], planning["current_step"], planning["steps"]) == (0, 0, [])
 
 
-@needs_hn1
 def test_parse_real_2019_capture_decodes_pre_v06_periodic_snapshotter():
-    job = _zrepl.parse_status_raw(HN1.read_text())["jobs"]["csnas"]
+    job = _zrepl.parse_status_raw(hn1_text())["jobs"]["csnas"]
     snapshotting = job["snapshotting"]
     assert {key: snapshotting[key] for key in ("type", "state", "state_code", "sleep_until", "error")} == {
         "type": "periodic",
@@ -288,9 +287,8 @@ def test_parse_real_2019_capture_decodes_pre_v06_periodic_snapshotter():
     assert (job["last_error"], job["errors"], job["warnings"], job["healthy"]) == (None, [], [], True)
 
 
-@needs_hn1
 def test_real_2019_capture_run_counts_only_for_calls_before_it_started():
-    job = _zrepl.parse_status_raw(HN1.read_text())["jobs"]["csnas"]
+    job = _zrepl.parse_status_raw(hn1_text())["jobs"]["csnas"]
     started = _zrepl.parse_go_time("2019-12-05T11:02:46.152250945+01:00")
     before = _zrepl.replication_finished_since(job, started - timedelta(seconds=5))
     after = _zrepl.replication_finished_since(job, started + timedelta(seconds=5))
