@@ -56,11 +56,11 @@ options:
     type: bool
     default: false
   timeout:
-    description: Seconds to wait before failing with the job's current state.
+    description: Seconds to wait before failing with the job's current state (0 or more; 0 reads the status once).
     type: int
     default: 600
   poll_interval:
-    description: Seconds between two status reads while waiting.
+    description: Seconds between two status reads while waiting (above 0).
     type: float
     default: 2.0
   config:
@@ -287,6 +287,8 @@ def timeout_message(params, since, verdict, outcome):
 def plan(runner, params, seen):
     """Return (job, steps, target): the job as read, the signal to send, and which replication run to wait for."""
     _zrepl.validate_job_name(params["name"])
+    if params["poll_interval"] <= 0 or params["timeout"] < 0:
+        raise StateError("poll_interval must be above 0 and timeout 0 or more (seconds)")
     # Taken before the read: every run the daemon starts after this moment comes after the call.
     since = _zrepl.wait_since(CLOCK.now()) if params["signal"] == "wakeup" else None
     job = seen["job"] = read_job(runner, params)
