@@ -330,6 +330,8 @@ def metadata_read(fd: int, res: dict) -> dict:
     block = os.pread(fd, METADATA_SIZE, 0)
     if len(block) != METADATA_SIZE:
         raise HastError(errno_msg("Unable to read metadata", errno.EIO), EX_NOINPUT)
+    if not block.strip(b"\0"):  # an empty nv list: every field is missing (ENOENT), as on a fresh disk
+        raise HastError(errno_msg(f"Unable to read metadata from {res['localpath']}", errno.ENOENT), EX_NOINPUT)
     try:
         if not block.startswith(MAGIC):
             raise ValueError
