@@ -889,7 +889,7 @@ def parse_exports(text):
 
 
 def _export_host(word, number):
-    host, _, mask = word.partition("/")
+    host, _sep, mask = word.partition("/")
     ipv4 = re.match(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$", host)
     if ipv4 and any(int(octet) > 255 for octet in ipv4.groups()):
         raise ParseError(f"Invalid IP/host name at line {number}.")

@@ -20,6 +20,11 @@ def status(name):
     return _geom.parse_status(read_fixture(f"geom/{name}.txt"))
 
 
+def metadata(**spec):
+    """Return the parsed `gmirror dump` of one provider described by spec."""
+    return _geom.parse_dump(render_dump([spec]))[0]
+
+
 def mirror(**spec):
     spec.setdefault("name", "gm0")
     return _geom.parse_mirrors(render_list([spec]))[spec["name"]]
@@ -326,7 +331,7 @@ def test_plan_label_is_idempotent_and_refuses_other_components_or_metadata():
         _geom.plan_label("gm0", ["ada2"], {"gm0": gm0}, {}, LABEL)
     with pytest.raises(StateError, match="ada1 is a component of mirror gm0"):
         _geom.plan_label("gm1", ["ada1"], {"gm0": gm0}, {}, LABEL)
-    found, _ = _geom.parse_dump(render_dump([{"provider": "ada2", "name": "gm0", "syncid": 8}]))
+    found = metadata(provider="ada2", name="gm0", syncid=8)
     with pytest.raises(StateError, match=r"ada2 already carries gmirror metadata of mirror gm0.*syncid 8"):
         _geom.plan_label("gm0", ["ada2"], {}, found, LABEL)
     assert _geom.plan_label("gm0", ["ada2"], {}, found, dict(LABEL, priority=None), force=True) == [
@@ -350,15 +355,15 @@ def test_plan_insert_adds_new_components_and_converges_priorities():
 
 def test_plan_insert_refuses_a_newer_copy_of_the_same_mirror():
     gm0 = mirror(syncid=3, components=[{"name": "ada1", "priority": 1}])
-    newer, _ = _geom.parse_dump(render_dump([{"provider": "ggate0", "name": "gm0", "syncid": 5}]))
+    newer = metadata(provider="ggate0", name="gm0", syncid=5)
     with pytest.raises(StateError, match=r"refusing to insert ggate0.*newer copy of this mirror \(genid 0, syncid 5\)"):
         _geom.plan_insert(gm0, ["ggate0"], {"gm0": gm0}, newer, INSERT)
     assert _geom.plan_insert(gm0, ["ggate0"], {"gm0": gm0}, newer, INSERT, allow_overwrite_newer=True)
-    older, _ = _geom.parse_dump(render_dump([{"provider": "ggate0", "name": "gm0", "syncid": 2}]))
+    older = metadata(provider="ggate0", name="gm0", syncid=2)
     assert _geom.plan_insert(gm0, ["ggate0"], {"gm0": gm0}, older, INSERT) == [
         ["insert", "-v", "-p", "0", "gm0", "ggate0"]
     ]
-    other, _ = _geom.parse_dump(render_dump([{"provider": "ggate0", "name": "data", "mid": 5}]))
+    other = metadata(provider="ggate0", name="data", mid=5)
     with pytest.raises(StateError, match="carries metadata of mirror data"):
         _geom.plan_insert(gm0, ["ggate0"], {"gm0": gm0}, other, INSERT)
     with pytest.raises(StateError, match="label it first"):
