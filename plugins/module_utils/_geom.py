@@ -34,7 +34,9 @@ EXPORTS_PATH_MAX = 1023
 # run_command) or it vanished between the two lookups (`Class 'MIRROR' not found.`, std_list).
 _NOT_LOADED_RE = re.compile(r"(Command '\w+' not available; try 'load' first|Class '?MIRROR'? not found)")
 _NO_INSTANCE_RE = re.compile(r"(does not have an instance named|No such geom:)")
-_PROMPT_RE = re.compile(r"^\S*[#$%>] +(?:g?mirror|geom +mirror|ggatec) +\w+")
+# A shell prompt that ran one of the tools, as captures often show it (`# gmirror status`, `root@f0:~ # ...`).
+_PROMPT_RE = re.compile(r"^.{0,40}?[#$%>] +(?:sudo +)?(?:gmirror|geom +mirror|ggatec) +\w+")
+_STATUS_WORD_RE = re.compile(r"^(?:[A-Z][A-Z0-9_-]*|N/A)$")
 
 
 class ParseError(ValueError):
@@ -199,36 +201,26 @@ def _components(components):
 def parse_status(text):
     """Return [{"name", "status", "components": [{"name", "state", "synchronized"}]}] from `gmirror status`.
 
-    Reads the column layout of geom(8)'s status printer (a right-aligned `Name`/`Status` header; continuation
-    lines leave both columns blank), the `-s` script layout (no header; name and status repeated on every line,
-    fields two spaces apart), and old releases that print components without `(STATE)`. A geom without a
-    component shows `N/A` and gets no component. `synchronized` is the percentage of a SYNCHRONIZING component.
+    geom(8) prints a right-aligned `Name  Status  Components` header and one line per component, with the name
+    and status columns blank on continuation lines; `-s` drops the header and repeats name and status on every
+    line; old releases print components without `(STATE)`. Lines are read by their words, so captures whose
+    spacing was collapsed read the same: a line whose second word is an upper-case status (or `N/A`) starts or
+    repeats a geom, any other line is one more component of the geom above. A geom without a component shows
+    `N/A` and gets no component; `synchronized` is the percentage of a SYNCHRONIZING component.
     """
     geoms = []
     by_name = {}
-    columns = None
     current = None
     for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.rstrip("\r").rstrip()
-        if not line.strip():
+        line = raw.strip()
+        if not line or _is_prompt(line):
             continue
-        if _PROMPT_RE.match(line):
-            continue
-        header = re.match(r"^( *)Name  ( *)Status  Components$", line)
-        if header:
-            name_end = len(header.group(1)) + len("Name")
-            status_end = name_end + 2 + len(header.group(2)) + len("Status")
-            columns = (name_end, status_end)
+        if re.match(r"^Name\s+Status\s+Components$", line):
             current = None
             continue
-        if columns:
-            name, status, component = _status_columns(line, columns, number)
-        else:
-            fields = line.split("  ", 2)
-            if len(fields) != 3 or not all(f and f == f.strip() for f in fields[:2]) or not fields[2].strip():
-                raise ParseError(f"line {number}: not a `gmirror status` line: {line!r}")
+        fields = line.split(None, 2)
+        if len(fields) == 3 and _STATUS_WORD_RE.match(fields[1]):
             name, status, component = fields
-        if name:
             current = by_name.get(name)
             if current is None:
                 current = by_name[name] = {"name": name, "status": status, "components": []}
@@ -236,26 +228,17 @@ def parse_status(text):
             elif current["status"] != status:
                 raise ParseError(f"line {number}: {name} shows status {status} after {current['status']}: {line!r}")
         elif current is None:
-            raise ParseError(f"line {number}: component line before any geom: {line!r}")
+            raise ParseError(f"line {number}: not a `gmirror status` line (no geom above it): {line!r}")
+        else:
+            component = line
         parsed = parse_status_component(component, number)
         if parsed is not None:
             current["components"].append(parsed)
     return geoms
 
 
-def _status_columns(line, columns, number):
-    name_end, status_end = columns
-    if (
-        len(line) <= status_end + 2
-        or line[name_end : name_end + 2] != "  "
-        or line[status_end : status_end + 2] != "  "
-    ):
-        raise ParseError(f"line {number}: does not fit the Name/Status/Components columns: {line!r}")
-    name, status = line[:name_end].strip(), line[name_end + 2 : status_end].strip()
-    component = line[status_end + 2 :]
-    if bool(name) != bool(status) or " " in name or " " in status or not component or component[0] == " ":
-        raise ParseError(f"line {number}: does not fit the Name/Status/Components columns: {line!r}")
-    return name, status, component
+def _is_prompt(line):
+    return bool(_PROMPT_RE.match(line) or re.match(r"^(?:.{0,40}\s)?[#$%>]$", line))
 
 
 def parse_status_component(text, number=0):
@@ -298,7 +281,7 @@ def parse_list(text):
             section, entry = "config", None
             continue
         if geom is None:
-            if _PROMPT_RE.match(line) or line.startswith("Geom class: "):
+            if _is_prompt(line) or line.startswith("Geom class: "):
                 continue
             raise ParseError(f"line {number}: text outside a `Geom name:` block: {line!r}")
         if line in ("Providers:", "Consumers:"):
@@ -418,7 +401,7 @@ def parse_dump(stdout, stderr=""):
         if match and block is not None:
             block[match.group(1)] = (match.group(2) or "").strip()
             continue
-        if block is None and (_PROMPT_RE.match(line) or line == "Done."):
+        if block is None and (_is_prompt(line) or line == "Done."):
             continue
         raise ParseError(f"line {number}: unexpected line in `gmirror dump` output: {line!r}")
     errors = {}
@@ -763,7 +746,7 @@ def parse_ggatec_list(text):
         if not line:
             block = None
             continue
-        if _PROMPT_RE.match(line):
+        if _is_prompt(line):
             continue
         match = re.match(rf"^{GGATE_PREFIX}(\d+)$", line)
         if match and block is None:

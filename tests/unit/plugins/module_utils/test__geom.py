@@ -96,15 +96,32 @@ def test_parse_status_skips_a_shell_prompt_and_reads_nothing_from_empty_output()
     assert len(_geom.parse_status(text)) == 1
 
 
+def test_parse_status_reads_captures_whose_spacing_was_collapsed():
+    # Web pages often drop leading blanks: the words still say which lines start a geom.
+    text = "Name Status Components\nmirror/gm0 DEGRADED ada1 (ACTIVE)\nada0 (SYNCHRONIZING, 7%)\nmirror/gm1 COMPLETE ad3\nad4\n"
+    first, second = _geom.parse_status(text)
+    assert states(first) == [("ada1", "ACTIVE", None), ("ada0", "SYNCHRONIZING", 7)]
+    assert (second["status"], states(second)) == ("COMPLETE", [("ad3", None, None), ("ad4", None, None)])
+
+
+def test_parse_status_skips_prompts_with_user_and_host():
+    text = (
+        "root@f0:~ # gmirror status\n" + read_fixture("geom/gmirror-status-complete-handbook.txt") + "root@f0:~ #\n#\n"
+    )
+    (geom,) = _geom.parse_status(text)
+    assert len(geom["components"]) == 2
+
+
 @pytest.mark.parametrize(
     "text",
     [
         "      Name    Status  Components\n                      ada0 (ACTIVE)\n",
-        "      Name    Status  Components\nmirror/gm0 COMPLETE ada1 (ACTIVE)\n",
         "mirror/gm0  COMPLETE\n",
         "      Name    Status  Components\nmirror/gm0  COMPLETE  ada1 (ACTIVE\n",
+        "mirror/gm0  COMPLETE  ada1 (ACTIVE)\nmirror/gm0  DEGRADED  ada0 (ACTIVE)\n",
+        "mirror/gm0  COMPLETE  ada1 (ACTIVE)\nthe mirror is fine\n",
     ],
-    ids=["continuation first", "columns shifted", "script line without component", "unclosed state"],
+    ids=["continuation first", "status line without component", "unclosed state", "status changes", "prose"],
 )
 def test_parse_status_raises_on_lines_outside_the_layout(text):
     with pytest.raises(_geom.ParseError):
