@@ -520,19 +520,21 @@ def plan_rebuild(mirror, components, allow_overwrite_newer=False, force=False):
 def plan_label(name, components, mirrors, metadata, options, *, force=False):
     """Return the argv tails that create mirror name from components, then set their priorities.
 
-    options: {"balance", "autosync", "failsync", "hardcode", "slice", "priority"}. An existing mirror with the
-    same components only gets its priorities planned; other cases that would relabel or steal a disk refuse.
+    options: {"balance", "autosync", "failsync", "hardcode", "slice", "priority"}. An existing mirror that has
+    these components (and maybe more, inserted later) only gets their priorities planned; other cases that would
+    relabel or steal a disk refuse.
     metadata is the parsed `gmirror dump` of the components that are in no running mirror.
     """
     validate_mirror_name(name)
     wanted = _components(components)
     existing = mirrors.get(name)
     if existing is not None:
-        present = sorted(c["name"] for c in existing["components"])
-        if present != sorted(wanted):
+        present = [c["name"] for c in existing["components"]]
+        missing = [c for c in wanted if c not in present]
+        if missing:
             raise StateError(
-                f"mirror {name} already exists with components {', '.join(present) or 'none'}, not "
-                f"{', '.join(wanted)}: use action insert/remove to change its components; label would rebuild it"
+                f"mirror {name} already exists with components {', '.join(present) or 'none'}, without "
+                f"{', '.join(missing)}: use action insert to add them; label would rebuild the mirror"
             )
         return plan_priorities(existing, wanted, options.get("priority"))
     for component in wanted:

@@ -36,7 +36,8 @@ options:
     description:
       - V(label) creates the mirror from O(components) (their order gives priorities 0, 1, ...), with C(-n) (no
         autosync) and balance V(prefer) unless O(autosync)/O(balance) say otherwise, then waits for it to appear
-        and sets O(priority) on the components. Unchanged when the mirror has exactly these components.
+        and sets O(priority) on the components. Unchanged when the mirror exists with these components (and maybe
+        others inserted later, such as the ggate component).
       - V(insert) adds the O(components) not yet in the mirror (C(insert -p O(priority))), and sets O(priority) on
         those already in it.
       - V(remove) removes the O(components) still in the mirror (gmirror clears their metadata).

@@ -344,8 +344,10 @@ def test_plan_label_labels_then_raises_the_local_priority():
 def test_plan_label_is_idempotent_and_refuses_other_components_or_metadata():
     gm0 = mirror(components=[{"name": "ada1", "priority": 1}])
     assert _geom.plan_label("gm0", ["ada1"], {"gm0": gm0}, {}, LABEL) == []
-    with pytest.raises(StateError, match="already exists with components ada1, not ada2"):
+    with pytest.raises(StateError, match="already exists with components ada1, without ada2: use action insert"):
         _geom.plan_label("gm0", ["ada2"], {"gm0": gm0}, {}, LABEL)
+    grown = mirror(components=[{"name": "ada1", "priority": 1}, {"name": "ggate0", "priority": 0}])
+    assert _geom.plan_label("gm0", ["ada1"], {"gm0": grown}, {}, LABEL) == []
     with pytest.raises(StateError, match="ada1 is a component of mirror gm0"):
         _geom.plan_label("gm1", ["ada1"], {"gm0": gm0}, {}, LABEL)
     found = metadata(provider="ada2", name="gm0", syncid=8)
