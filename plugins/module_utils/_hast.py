@@ -922,6 +922,11 @@ def plan_role(
     if discard_local_data and not recreate and (local.get("metadata") or {}).get("state") == "present":
         warnings.append(f"{name}: discard_local_data given, but nothing shows this copy lost a split brain; kept")
     final = role or current
+    if recreate and final == "primary" and (local.get("metadata") or {}).get("state") == "present":
+        raise StateError(
+            f"refusing to re-create the metadata of {name} and bring it back as primary: fresh metadata holds no "
+            "data the peer lacks, it can only resynchronise as secondary; give role: secondary; nothing was changed"
+        )
     steps = []
     if recreate:
         if current not in ("init", None):

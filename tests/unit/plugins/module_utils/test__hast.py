@@ -600,6 +600,11 @@ def test_refuses_discard_that_would_promote():
         )
 
 
+def test_refuses_discard_without_role_on_a_primary_loser():
+    with pytest.raises(StateError, match="give role: secondary"):
+        _hast.plan_role("storage", _local("primary"), {"role": "primary"}, None, discard_local_data=True)
+
+
 def test_refuses_roles_for_a_resource_hastd_does_not_know():
     with pytest.raises(StateError, match="service hastd reload"):
         _hast.plan_role("nfs", _local("init", error=1), None, "secondary")
