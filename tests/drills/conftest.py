@@ -1,0 +1,114 @@
+# Copyright: (c) 2026, freebsd_ha.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runbook drills: a two-node lab pair seeded like a zrepl pair, and helpers to run the runbooks against it.
+
+The lab is its own (FBSD_HA_DRILLS_LAB_DIR, net 127.0.15) so a developer's lab is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LABCTL = ROOT / "tests" / "lab" / "labctl"
+LAB_DIR = os.environ.get("FBSD_HA_DRILLS_LAB_DIR", "/srv/fbsd-ha-lab-drills")
+LAB_NET = os.environ.get("FBSD_HA_DRILLS_LAB_NET", "127.0.15")
+ENV = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR, FBSD_HA_LAB_NET=LAB_NET)
+ORIGIN = "zdata/enc/nfsdata"
+REPLICA = f"zdata/sink/f0/{ORIGIN}"
+NAMES = {"f0": ORIGIN, "f1": REPLICA}
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+
+
+def labctl(*args, check=True):
+    done = subprocess.run([str(LABCTL), *args], env=ENV, capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"labctl {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+class Pair:
+    """The f0/f1 pair of the drills lab."""
+
+    def __init__(self):
+        self.inventory = Path(LAB_DIR) / "ansible"
+
+    def sh(self, node, script, check=True):
+        return labctl("exec", node, "--", "sh", "-c", script, check=check).stdout
+
+    def checksums(self, node):
+        return self.sh(node, "cd /data/nfs && md5sum * | sort")
+
+    def writable(self):
+        """Return the nodes on which the resource's dataset is writable (answering nodes only)."""
+        found = []
+        for node, name in NAMES.items():
+            if labctl("exec", node, "--", "true", check=False).returncode != 0:
+                continue
+            if self.sh(node, f"zfs get -H -o value readonly {name}").strip() == "off":
+                found.append(node)
+        return found
+
+    def runbook(self, name, *extra, check=True):
+        cmd = [
+            "ansible-playbook",
+            "-i",
+            str(self.inventory / "inventory.yml"),
+            "-i",
+            str(ROOT / "examples" / "inventory" / "lab_pair"),
+            str(ROOT / "playbooks" / f"{name}.yml"),
+            *extra,
+        ]
+        env = dict(os.environ, ANSIBLE_CONFIG=str(self.inventory / "ansible.cfg"))
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{name} failed ({done.returncode}):\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}")
+        return done
+
+    def popen_runbook(self, name, *extra):
+        cmd = [
+            "ansible-playbook",
+            "-i",
+            str(self.inventory / "inventory.yml"),
+            "-i",
+            str(ROOT / "examples" / "inventory" / "lab_pair"),
+            str(ROOT / "playbooks" / f"{name}.yml"),
+            *extra,
+        ]
+        env = dict(os.environ, ANSIBLE_CONFIG=str(self.inventory / "ansible.cfg"))
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+SEED = f"""
+set -e
+zfs create -p -o mountpoint=/data/nfs {ORIGIN}
+zfs set freebsd-ha:writer=f0 {ORIGIN}
+zfs set freebsd-ha:epoch=1 {ORIGIN}
+dd if=/dev/urandom of=/data/nfs/seed bs=1k count=2048 status=none
+zfs snapshot {ORIGIN}@zrepl_20261121_120000_000
+ssh f1 zfs create -p zdata/sink/f0/zdata/enc
+zfs send {ORIGIN}@zrepl_20261121_120000_000 | ssh f1 zfs recv -u {REPLICA}
+ssh f1 "zfs set readonly=on {REPLICA} && zfs set mountpoint=/data/nfs {REPLICA} && zfs mount {REPLICA}"
+sysrc nfs_server_enable=YES mountd_enable=YES >/dev/null
+service mountd start >/dev/null
+service nfsd start >/dev/null
+"""
+
+
+@pytest.fixture
+def pair():
+    """A fresh pair: f0 writes zdata/enc/nfsdata (epoch 1), f1 holds its read-only replica."""
+    labctl("destroy", check=False)
+    labctl("up", "--nodes", "2")
+    labctl("inventory")
+    lab = Pair()
+    lab.sh("f0", SEED)
+    yield lab
+    if os.environ.get("FBSD_HA_E2E_KEEP") != "1":
+        labctl("down", check=False)
+        labctl("destroy", check=False)
