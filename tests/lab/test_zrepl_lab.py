@@ -56,7 +56,15 @@ jobs:
     filesystems: {{"zdata/app/other": true}}
     snapshotting: {{type: manual}}
     pruning: {{keep_sender: [{{type: regex, regex: ".*"}}], keep_receiver: [{{type: regex, regex: ".*"}}]}}
+  - name: f0_enc
+    type: push
+    connect: {{type: tcp, address: "{LAB_NET}.2:8888"}}
+    filesystems: {{"zdata/enc<": true, "zdata/app/plain": true}}
+    send: {{encrypted: true}}
+    snapshotting: {{type: manual}}
+    pruning: {{keep_sender: [{{type: regex, regex: ".*"}}], keep_receiver: [{{type: regex, regex: ".*"}}]}}
 """
+KEY = "/root/enc.key"
 
 
 def labctl(*args, check=True):
@@ -126,7 +134,7 @@ def checksum(node: str, path: str) -> str:
 
 # A kept lab is reused: stop zrepl, release every hold and destroy what an earlier run left.
 CLEAN = """service zrepl onestop >/dev/null 2>&1; rm -f /var/db/fbsd-lab/zrepl/cursors.json
-for ds in zdata/app zdata/sink zdata/tcpsink; do
+for ds in zdata/app zdata/enc zdata/sink zdata/tcpsink; do
   for s in $(zfs list -H -o name -t snapshot -r $ds 2>/dev/null); do
     zfs holds -H $s | while read -r name tag _; do zfs release "$tag" "$name"; done
   done
@@ -236,6 +244,40 @@ def test_tcp_transport_maps_the_source_address_to_the_client_identity(pair):
     attempt = wakeup("f0_tcp")["Replication"]["Attempts"][-1]
     assert attempt["State"] == "done", attempt
     assert snapshots("f1", "zdata/tcpsink/f0/zdata/app/other") == ["manual_tcp"]
+
+
+def test_an_encrypted_push_arrives_as_encryption_roots_whose_key_loads_on_the_sink(pair):
+    key = os.urandom(32).hex()
+    for node in ("f0", "f1"):
+        sh(node, f"printf %s {key} > {KEY}")
+    sh(
+        "f0",
+        f"zfs create -o encryption=on -o keyformat=hex -o keylocation=file://{KEY} zdata/enc && "
+        "zfs create zdata/enc/nfsdata && echo secret > /zdata/enc/nfsdata/file && "
+        "zfs snapshot zdata/enc@manual_enc && zfs snapshot zdata/enc/nfsdata@manual_enc",
+    )
+    attempt = wakeup("f0_enc")["Replication"]["Attempts"][-1]
+    assert attempt["State"] == "done", attempt
+    replica = "zdata/tcpsink/f0/zdata/enc/nfsdata"
+    props = sh("f1", f"zfs get -H -o value keystatus,encryptionroot,keylocation {replica}").split()
+    assert props == ["unavailable", replica, "prompt"]
+    sh(
+        "f1",
+        f"zfs load-key -L file://{KEY} {replica} && zfs set mountpoint=/zdata/enc-view {replica}; "
+        f"zfs mount {replica} 2>/dev/null; true",
+    )
+    assert sh("f1", "cat /zdata/enc-view/file") == "secret\n"
+
+
+def test_encrypted_send_refuses_an_unencrypted_filesystem_at_planning(pair):
+    sh("f0", "zfs create zdata/app/plain && zfs snapshot zdata/app/plain@manual_plain")
+    attempt = wakeup("f0_enc")["Replication"]["Attempts"][-1]
+    states = {f["Info"]["Name"]: (f["State"], f["PlanError"]) for f in attempt["Filesystems"]}
+    assert attempt["State"] == "filesystem-error" and states["zdata/enc/nfsdata"] == ("done", None)
+    assert states["zdata/app/plain"][0] == "planning-error"
+    assert states["zdata/app/plain"][1]["Err"] == (
+        'validate send arguments: encrypted send mandated by policy, but filesystem "zdata/app/plain" is not encrypted'
+    )
 
 
 def test_a_node_crash_kills_the_daemon_and_boot_starts_it_again(pair):

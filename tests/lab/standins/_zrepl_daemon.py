@@ -35,6 +35,7 @@ ZFS = os.environ.get("FBSD_LAB_ZREPL_ZFS", "/usr/sbin/zfs")  # tests point it el
 # directly, as the wrapper itself would (execv), only without its start-up cost.
 WRAPPED = {"hold", "release", "holds", "destroy", "mount", "create"}
 CURSORS = "/var/db/fbsd-lab/zrepl/cursors.json"
+CRYPTO = "/var/db/fbsd-lab/zfs/crypto.json"  # the lab zfs wrapper's encryption records
 ZERO = "0001-01-01T00:00:00Z"
 MU = threading.RLock()
 ACTIVE_CMDS: dict = {}
@@ -177,7 +178,7 @@ class Sender(Endpoint):
         self.flags = (["-w"] if send.get("encrypted") or send.get("raw") else []) + (
             ["-p"] if send.get("send_properties") or send.get("backup_properties") else []
         )
-        self.encrypted = bool(send.get("encrypted"))
+        self.encrypted, self.raw = bool(send.get("encrypted")), bool(send.get("raw"))
         self.procs: set = set()
 
     def check(self, fs: str) -> None:
@@ -196,12 +197,21 @@ class Sender(Endpoint):
     def cursor(self, fs: str):
         return lab.load_json(lab.root(CURSORS), {}).get(fs, {}).get(self.job, {}).get("guid")
 
+    def validate(self, fs: str) -> None:
+        """zfs.ZFSSendArgsUnvalidated.Validate's encryption checks (zrepl runs them in the dry send)."""
+        self.check(fs)
+        encrypted = zfs("get", "-H", "-o", "value", "encryption", fs).strip() != "off"
+        if self.encrypted and not encrypted:
+            raise ZError(
+                f'validate send arguments: encrypted send mandated by policy, but filesystem "{fs}" is not encrypted'
+            )
+        if self.raw and encrypted and not self.encrypted:
+            raise ZError(
+                f'validate send arguments: policy mandates raw+unencrypted sends, but filesystem "{fs}" is encrypted'
+            )
+
     def send(self, fs: str, frm: str | None, to: str, protect: bool):
         self.check(fs)
-        if self.encrypted and zfs("get", "-H", "-o", "value", "encryption", fs).strip() == "off":
-            raise ZError(
-                f"validate send arguments: encrypted send mandated by policy, but filesystem {fs} is not encrypted"
-            )
         tag = f"zrepl_STEP_J_{self.job}"
         if protect:
             for snap in (frm, to):
@@ -224,6 +234,14 @@ class Sender(Endpoint):
                 raise ZError(f"zfs send failed: zfs exited with error: exit status {proc.returncode}\nstderr:\n{err}")
 
         return proc.stdout, finish
+
+    def crypto(self, fs: str):
+        """Encryption record a raw send carries (the lab zfs wrapper emulates native encryption)."""
+        records = lab.load_json(lab.root(CRYPTO), {})
+        if "-w" not in self.flags or fs not in records:
+            return None
+        root = records.get(records[fs]["root"], records[fs])
+        return {"encryption": records[fs]["encryption"], "keyformat": root["keyformat"], "keyhash": root["keyhash"]}
 
     def send_completed(self, fs: str, to: str) -> None:
         release_all(fs, f"zrepl_STEP_J_{self.job}")
@@ -269,7 +287,7 @@ class Receiver(Endpoint):
     def destroy(self, fs: str, names: list) -> dict:
         return destroy(self.local(fs), names)
 
-    def receive(self, fs: str, to: str, stream) -> None:
+    def receive(self, fs: str, to: str, crypto: dict | None, stream) -> None:
         lp = self.local(fs)
         parts, known = lp.split("/"), datasets()
         for i in range(1, len(parts)):
@@ -308,6 +326,12 @@ class Receiver(Endpoint):
             if force:
                 zfs("set", "zrepl:placeholder=on", lp)
             raise ZError(f"zfs exited with error: exit status {proc.returncode}\nstderr:\n{err}")
+        if crypto and (lp not in known or force):  # a raw full receive: lp becomes an encryption root, no key
+            with lab.locked(lab.root(CRYPTO)):
+                records = lab.load_json(lab.root(CRYPTO), {})
+                records[lp] = dict(crypto, root=lp, keylocation="prompt")
+                lab.save_json(lab.root(CRYPTO), records)
+            subprocess.run([ZFS, "unmount", lp], capture_output=True, check=False)
         for prop, value in self.override.items():
             zfs("set", f"{prop}={value}", lp)
         for prop in self.inherit:
@@ -401,8 +425,8 @@ class Remote:
 
         return call
 
-    def receive(self, fs, to, stream):
-        send_line(self.wfile, {"m": "receive", "a": [fs, to]})
+    def receive(self, fs, to, crypto, stream):
+        send_line(self.wfile, {"m": "receive", "a": [fs, to, crypto]})
         write_chunks(self.wfile, stream)
         self._reply(dataconn=True)
 
@@ -953,6 +977,7 @@ class Job:
                     + "".join(f"    @{v['Name']}\n" for v in rvs[r + 1 :])
                 )
             path = [v["Name"] for v in svs[s:]]
+        sender.validate(fs)
         size = 0
         if path[0] is None:
             size = (
@@ -973,7 +998,7 @@ class Job:
                 return data
 
         try:
-            receiver.receive(fs, to, Counting())
+            receiver.receive(fs, to, sender.crypto(fs), Counting())
         finally:
             try:
                 while reader.read(1 << 16):
