@@ -156,7 +156,7 @@ def pair():
     for node, config in (("f1", SINK_CONFIG), ("f0", PUSH_CONFIG)):
         sh(
             node,
-            f"pkg install -y zrepl >/dev/null && mkdir -p /usr/local/etc/zrepl && cat > "
+            f"pkg delete -y zrepl >/dev/null 2>&1; pkg install -y zrepl >/dev/null && mkdir -p /usr/local/etc/zrepl && cat > "
             f"/usr/local/etc/zrepl/zrepl.yml <<'EOF'{config}EOF\n"
             "zrepl configcheck && sysrc zrepl_enable=YES >/dev/null && service zrepl restart",
         )
