@@ -46,6 +46,14 @@ DISK_FLAGS = [
 ]
 DISK_MASK = 0x4F  # flags stored on disk (G_MIRROR_DISK_FLAG_MASK)
 NOAUTOSYNC, NOFAILSYNC = 1, 2
+MIRROR_FLAGS = [("NOFAILSYNC", NOFAILSYNC), ("NOAUTOSYNC", NOAUTOSYNC)]
+ACCESS = {"rw": "read-write", "ro": "read-only", "wo": "write-only"}
+MISSING = {
+    "label": "Can't get informations about",
+    "clear": "Can't clear metadata on",
+    "dump": "Can't read metadata from",
+    "activate": "Cannot read metadata from",
+}
 GGATE_PORT = 3080
 # struct g_mirror_metadata as mirror_metadata_encode() lays it out (little endian, MD5 over bytes 0..118)
 MD_FORMAT = "<16sI16sIIBIIBIBQIQQQ16sQ"
@@ -75,6 +83,15 @@ def decode_md(sector: bytes) -> dict | None:
         md[key] = md[key].rstrip(b"\0").decode(errors="replace")
     md["hash"] = sector[119:135].hex()
     return md
+
+
+def dump_lines(md: dict) -> list[str]:
+    """mirror_metadata_dump(): one right-aligned label per field, in the structure's order."""
+    dflags = flag_names(md["dflags"], [DISK_FLAGS[i] for i in (0, 3, 4, 2)])
+    values = dict(md, balance=BALANCES[md["balance"]], mflags=" ".join(flag_names(md["mflags"], MIRROR_FLAGS)))
+    values.update(dflags=" ".join(dflags) or "NONE", mflags=values["mflags"] or "NONE")
+    labels = {"sync_offset": "syncoffset", "provider": "hcprovider"}
+    return [f"{labels.get(k, k):>10}: {values[k]}" for k in MD_FIELDS] + [f"  MD5 hash: {md['hash']}"]
 
 
 def flag_names(value: int, table=DISK_FLAGS) -> list[str]:

@@ -299,7 +299,8 @@ def test_ggate_over_tcp_access_control_and_mirror(nodes):
     (f1.root / "dev/ada1p1").symlink_to(remote)
     (f1.root / "dev/ro").symlink_to(f1.root / "var/db/geom-disk/ro")
     target = [f1.address, "/dev/ada1p1"]
-    assert f0.run("ggatec", "create", "-p", str(port), *target).stdout == "ggate0\n"  # as the Handbook sample
+    handbook = (HERE / "fixtures/ggatec-create-handbook.txt").read_text().splitlines()[1] + "\n"
+    assert f0.run("ggatec", "create", "-p", str(port), *target).stdout == handbook  # ggate0
     assert f0.run("ggatec", "list").stdout == "ggate0\n"
     block = f0.run("ggatec", "list", "-v").stdout
     assert block.startswith(
@@ -336,3 +337,25 @@ def test_ggate_over_tcp_access_control_and_mirror(nodes):
     busy = f0.run("ggatec", "create", "-v", "-p", str(port), *target, rc=1).stdout
     assert "error: Error from server: Operation not permitted." in busy
     assert f1.procs[0].poll() is None
+
+
+def test_component_metadata_decides_the_state_noautosync_and_configure_a(nodes):
+    f0 = nodes[0]
+    ada5, ada6 = f0.disk("ada5", 32 * MB, b"new" * 1000), f0.disk("ada6", 32 * MB)
+    f0.run("gmirror", "load")
+    f0.run("gmirror", "label", "-n", "gm2", "ada5", "ada6")
+    f0.stop()  # as if ada5 had been written alone while ada6 was away: its metadata carries a newer syncid
+    with open(ada5, "r+b") as fh:
+        fh.seek(32 * MB - 512)
+        md = g.decode_md(fh.read(512))
+        fh.seek(32 * MB - 512)
+        fh.write(g.encode_md(dict(md, syncid=md["syncid"] + 1)))
+    assert f0.run("gmirror", "status", "gm2").stdout.splitlines()[1:] == [
+        "mirror/gm2  DEGRADED  ada5 (ACTIVE)",
+        "                      ada6 (STALE)",
+    ]
+    assert "Flags: NOAUTOSYNC" in f0.run("gmirror", "list").stdout
+    f0.run("gmirror", "configure", "-a", "gm2")
+    wait_for(lambda: "COMPLETE" in f0.run("gmirror", "status").stdout)
+    assert data_of(ada6, 32 * MB - 512) == data_of(ada5, 32 * MB - 512)
+    assert "GEOM_MIRROR: Device gm2: provider ada6 is stale." in f0.messages()
