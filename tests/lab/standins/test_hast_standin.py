@@ -55,11 +55,12 @@ class Node:
         argv = ["nsenter", "-t", str(self.daemon.pid), "-m", "--", "sh", "-c", script]
         return subprocess.run(argv, capture_output=True, env=self.env, timeout=60, check=False)
 
-    def start(self) -> None:
-        argv = ["unshare", "-m", "--propagation", "private", str(HERE / "hastd"), "-F"]
+    def start(self, private: bool = True) -> None:
+        argv = ["unshare", "-m", "--propagation", "private"] * private + [str(HERE / "hastd"), "-F"]
         self.daemon = subprocess.Popen(argv, env=self.env, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 10
-        while not (self.root / "var/run/hastctl").exists():
+        log = self.root / "var/log/messages"
+        while not (log.exists() and "Started successfully" in log.read_text()):
             assert self.daemon.poll() is None, self.daemon.stderr.read()
             assert time.monotonic() < deadline, "hastd did not come up"
             time.sleep(0.05)
@@ -204,6 +205,37 @@ def test_hastctl_without_hastd_and_usage(node):
         assert (proc.returncode, proc.stderr) == (64, USAGE)
 
 
+def test_sighup_reloads_the_configuration(node):
+    node.conf(RES_F0)
+    node.start(private=False)
+    messages = node.root / "var/log/messages"
+    try:
+        for text, last in (
+            (
+                RES_F0.replace("resource r", "resource s") + RES_F0.replace("10.0.0.2", "10.0.0.9"),
+                "reloaded successfully",
+            ),
+            ("timeout 0\n", "Configuration not reloaded."),
+        ):
+            node.conf(text)
+            node.daemon.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while last not in messages.read_text():
+                assert time.monotonic() < deadline, messages.read_text()
+                time.sleep(0.1)
+            if last != "Configuration not reloaded.":
+                rows = node.run("hastctl", "status").stdout.splitlines()[1:]
+                assert sorted(row.split()[0] + " " + row.split()[-1] for row in rows) == ["r 10.0.0.9", "s 10.0.0.2"]
+        log = [line.split(": ", 1)[1] for line in messages.read_text().splitlines()]
+        assert log == [
+            "Started successfully, running protocol version 2.", "Reloading configuration...", "Resource s added.",
+            "Resource r configuration was modified, restarting it.", "Configuration reloaded successfully.",
+            "Reloading configuration...", "Negative or zero timeout.", "Configuration not reloaded.",
+        ]  # fmt: skip
+    finally:
+        node.stop()
+
+
 def test_two_hastd_replicate_real_bytes_with_the_sample_output_shapes(tmp_path):
     if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
         pytest.fail("the replication test needs root and /dev/fuse (it never skips)")
@@ -215,7 +247,9 @@ def test_two_hastd_replicate_real_bytes_with_the_sample_output_shapes(tmp_path):
             assert n.run("hastctl", "create", "storage").returncode == 0
             n.start()
         assert f1.run("hastctl", "role", "secondary", "storage").returncode == 0
-        assert f0.run("hastctl", "role", "primary", "storage").returncode == 0
+        assert f0.run("hastctl", "role", "primary", "storage").returncode == 0, (
+            f0.root / "var/log/messages"
+        ).read_text()
         deadline = time.monotonic() + 15
         while "complete" not in f0.run("hastctl", "status").stdout:
             assert time.monotonic() < deadline, f0.run("hastctl", "status").stdout
