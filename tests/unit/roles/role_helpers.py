@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -80,12 +81,17 @@ def failed_asserts(role, tasks_file, variables, only=""):
 
     Evaluates each task's loop (with its index_var), `vars`, `when` and `that` with Ansible's templar over the
     role's defaults and vars plus `variables`, as a play would (extra variables on top); registered results a
-    task refers to are given in `variables`. With `only`, just the tasks whose name contains it.
+    task refers to are given in `variables`; set_fact tasks without a loop add their facts on the way. With
+    `only`, just the assert tasks whose name contains it.
     """
     tasks = yaml.safe_load((ROLES / role / "tasks" / tasks_file).read_text())
     scope = {"ansible_check_mode": False, **role_defaults(role), **trusted(role_vars(role)), **variables}
     failures = []
     for task in tasks:
+        facts = task.get("ansible.builtin.set_fact")
+        if facts is not None and "loop" not in task:
+            templar = Templar(loader=DataLoader(), variables=scope)
+            scope = {**scope, **{name: templar.template(trusted(value)) for name, value in facts.items()}}
         check = task.get("ansible.builtin.assert")
         if check is None or only not in task["name"]:
             continue
@@ -100,3 +106,16 @@ def failed_asserts(role, tasks_file, variables, only=""):
             if not all(templar.evaluate_conditional(trusted(cond)) for cond in _as_list(check["that"])):
                 failures.append((task["name"], templar.template(trusted(check["fail_msg"]))))
     return failures
+
+
+def doc_block(role, kind, name):
+    """The text of the YAML block after `<!-- kind: name -->` in docs/role_<role>.md (kind: example, rendered)."""
+    page = ROOT / "docs" / f"role_{role}.md"
+    match = re.search(rf"<!-- {kind}: {re.escape(name)} -->\s*```yaml\n(.*?)```", page.read_text(), re.S)
+    assert match, f"{page.name} has no {kind} block '{name}'"
+    return match.group(1)
+
+
+def doc_example(role, name):
+    """The variables of an example block of docs/role_<role>.md."""
+    return yaml.safe_load(doc_block(role, "example", name))

@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import ansible_collections
 from ansible_collections.freebsd_ha.storage.tests.unit.roles.role_helpers import (
     ROOT,
     entry_point,
@@ -56,3 +59,17 @@ def test_role_docs_are_generated_from_the_argument_specs():
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def collections_root():
+    """The directory holding the ansible_collections/ this test was imported from (symlinked or copied tree)."""
+    return Path(next(iter(ansible_collections.__path__))).parent
+
+
+@pytest.mark.parametrize("playbook", ["roles_zrepl_zfskeys.yml", "roles_zrepl_config_change.yml"])
+def test_playbooks_using_the_roles_pass_the_syntax_check(playbook):
+    ansible_playbook = Path(sys.executable).parent / "ansible-playbook"
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_root()))
+    argv = [str(ansible_playbook), "-i", "localhost,", "--syntax-check", str(ROOT / "tests/e2e/playbooks" / playbook)]
+    result = subprocess.run(argv, check=False, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -4,26 +4,16 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
-import yaml
 
 from ansible_collections.freebsd_ha.storage.tests.unit.roles.role_helpers import (
-    ROOT,
+    doc_example,
     entry_point,
     failed_asserts,
     spec_errors,
 )
 
-DOC = ROOT / "docs" / "role_zfskeys.md"
 KEY_B64 = "q83vASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4k="  # 32 bytes, a test value
-
-
-def doc_example(name):
-    match = re.search(rf"<!-- example: {re.escape(name)} -->\s*```yaml\n(.*?)```", DOC.read_text(), re.S)
-    assert match, f"docs/role_zfskeys.md has no example block '{name}'"
-    return yaml.safe_load(match.group(1))
 
 
 def zfs_info(*datasets):
@@ -41,13 +31,13 @@ def key_files(*sizes):
     ("host", "example"), [("f0", "standard-pair-f0"), ("f1", "standard-pair-f1"), ("f1", "raw-replica-f1")]
 )
 def test_documented_examples_pass_the_spec_and_the_checks(host, example):
-    variables = doc_example(example)
+    variables = doc_example("zfskeys", example)
     assert spec_errors("zfskeys", variables) == []
     assert failed_asserts("zfskeys", "validate.yml", {**variables, "inventory_hostname": host}) == []
 
 
 def test_raw_replica_example_lists_the_path_zrepl_receives_into():
-    roots = [root["name"] for root in doc_example("raw-replica-f1")["zfskeys_encryption_roots"]]
+    roots = [root["name"] for root in doc_example("zfskeys", "raw-replica-f1")["zfskeys_encryption_roots"]]
     # zrepl's sink puts f0's zdata/enc/nfsdata under <root_fs>/<client identity>/ (docs/role_zrepl.md).
     assert "zdata/sink/f0/zdata/enc/nfsdata" in roots
 
@@ -132,14 +122,22 @@ def test_a_root_without_its_key_file_is_refused():
     assert "/keys/f1:zdata.key (the key of zdata/enc) is missing or empty" in failure[1]
 
 
-def safe_mode_failures(content, safe_mode=True):
-    """Failures of the safe-mode check in tasks/keys.yml for one key: [given, on copy_from host, on this host]."""
-    variables = {"zfskeys_keys": [{"name": "f0:zdata"}], "__zfskeys_content": [content], "zfskeys_safe_mode": safe_mode}
+def safe_mode_failures(given, on_peer, on_host, safe_mode=True):
+    """Failures of the safe-mode check in tasks/keys.yml for one key, from what the slurp tasks registered."""
+    key = {"name": "f0:zdata", **({"content_b64": given} if given is not None else {})}
+    key |= {"copy_from": "f1"} if on_peer is not None else {}
+    variables = {
+        "zfskeys_keys": [key],
+        "zfskeys_safe_mode": safe_mode,
+        "__zfskeys_peer": {"results": [{"content": on_peer} if on_peer is not None else {"skipped": True}]},
+        "__zfskeys_current": {"results": [{"content": on_host} if on_host is not None else {"skipped": True}]},
+    }
     return failed_asserts("zfskeys", "keys.yml", variables, only="(zfskeys_safe_mode)")
 
 
 def test_safe_mode_refuses_to_replace_a_different_existing_key():
-    (failure,) = safe_mode_failures([KEY_B64, None, "AAAA" + KEY_B64[4:]])
+    (failure,) = safe_mode_failures(KEY_B64, None, "AAAA" + KEY_B64[4:])
+    assert safe_mode_failures(None, KEY_B64, "AAAA" + KEY_B64[4:])  # a key copied from the peer alike
     assert "/keys/f0:zdata.key exists with a different key" in failure[1]
     assert KEY_B64 not in failure[1]
 
@@ -147,16 +145,16 @@ def test_safe_mode_refuses_to_replace_a_different_existing_key():
 @pytest.mark.parametrize(
     "content",
     [
-        pytest.param([KEY_B64, None, KEY_B64], id="same key given"),
-        pytest.param([None, KEY_B64, KEY_B64], id="same key on the other host"),
-        pytest.param([KEY_B64[:20] + "\n" + KEY_B64[20:], None, KEY_B64], id="given with a line break"),
-        pytest.param([KEY_B64, None, None], id="no file yet"),
-        pytest.param([None, None, None], id="generated key"),
+        pytest.param((KEY_B64, None, KEY_B64), id="same key given"),
+        pytest.param((None, KEY_B64, KEY_B64), id="same key on the other host"),
+        pytest.param((KEY_B64[:20] + "\n" + KEY_B64[20:], None, KEY_B64), id="given with a line break"),
+        pytest.param((KEY_B64, None, None), id="no file yet"),
+        pytest.param((None, None, None), id="generated key"),
     ],
 )
 def test_safe_mode_lets_matching_new_and_generated_keys_through(content):
-    assert safe_mode_failures(content) == []
+    assert safe_mode_failures(*content) == []
 
 
 def test_safe_mode_off_allows_replacing_a_key():
-    assert safe_mode_failures([KEY_B64, None, "AAAA" + KEY_B64[4:]], safe_mode=False) == []
+    assert safe_mode_failures(KEY_B64, None, "AAAA" + KEY_B64[4:], safe_mode=False) == []

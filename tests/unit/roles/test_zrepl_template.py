@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,12 @@ from ansible_collections.freebsd_ha.storage.tests.unit.conftest import RESEARCH_
 from ansible_collections.freebsd_ha.storage.tests.unit.roles.role_helpers import (
     ANSIBLE_MANAGED,
     ROOT,
+    doc_block,
+    doc_example,
     failed_asserts,
     render_template,
     role_defaults,
     spec_errors,
-    trusted,
 )
 
 IDS, CASES = load_cases(Path(__file__).with_suffix(".yml"))
@@ -26,7 +26,6 @@ SAMPLE_DIRS = {
     "research": RESEARCH_CORPUS / "samples" / "zrepl",
     "reference": ROOT.parent / "shared" / "reference" / "samples" / "zrepl",
 }
-DOC = ROOT / "docs" / "role_zrepl.md"
 
 
 def sample_path(ref):
@@ -52,17 +51,6 @@ def render(variables):
 
 def as_role_vars(config):
     return {"zrepl_global": config.get("global") or {}, "zrepl_jobs": config.get("jobs") or []}
-
-
-def doc_block(kind, name):
-    """The text of the YAML block that follows `<!-- kind: name -->` in docs/role_zrepl.md."""
-    match = re.search(rf"<!-- {kind}: {re.escape(name)} -->\s*```yaml\n(.*?)```", DOC.read_text(), re.S)
-    assert match, f"docs/role_zrepl.md has no {kind} block '{name}'"
-    return match.group(1)
-
-
-def doc_example(name):
-    return yaml.safe_load(doc_block("example", name))
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -128,7 +116,7 @@ def test_name_and_type_come_first_and_nulls_are_dropped():
 
 
 def test_standard_pair_example_renders_push_on_f0_and_sink_on_f1():
-    f0, f1 = doc_example("standard-pair-f0"), doc_example("standard-pair-f1")
+    f0, f1 = doc_example("zrepl", "standard-pair-f0"), doc_example("zrepl", "standard-pair-f1")
     assert spec_errors("zrepl", f0) == [] and spec_errors("zrepl", f1) == []
     (push,) = render(f0)[1]["jobs"]
     (sink,) = render(f1)[1]["jobs"]
@@ -147,18 +135,20 @@ def test_standard_pair_example_renders_push_on_f0_and_sink_on_f1():
     assert (sink["name"], sink["type"], sink["root_fs"]) == ("f1_sink", "sink", "zdata/sink")
     assert sink["serve"] == {"type": "stdinserver", "client_identities": ["f0"]}
     assert sink["recv"]["properties"]["override"] == {"readonly": "on"}
-    assert [entry["client_identity"] for entry in f1["zrepl_stdinserver_authorized_keys"]] == ["f0"]
+    assert f1["zrepl_stdinserver_authorized_keys"] == [{"client_identity": "f0", "from_host": "f0"}]
     # The example passes the role's own checks, safe mode included.
     assert failed_asserts("zrepl", "validate.yml", f0) == []
-    f0_key = {"zrepl_ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBaSe64PaRtOfAKeyForTests zrepl@f0"}
-    assert failed_asserts("zrepl", "validate.yml", {**trusted(f1), "hostvars": {"f0": f0_key}}) == []
+    assert failed_asserts("zrepl", "validate.yml", {**f1, "hostvars": {"f0": f0}}) == []
 
 
 @pytest.mark.parametrize("host", ["f0", "f1"])
 def test_rendered_files_in_the_docs_are_what_the_template_writes(host):
-    variables = {"zrepl_global": role_defaults("zrepl")["zrepl_global"], **doc_example(f"standard-pair-{host}")}
+    variables = {
+        "zrepl_global": role_defaults("zrepl")["zrepl_global"],
+        **doc_example("zrepl", f"standard-pair-{host}"),
+    }
     text, _ = render(variables)
-    assert text[text.index("# freebsd_ha.storage:zrepl") :] == doc_block("rendered", f"standard-pair-{host}")
+    assert text[text.index("# freebsd_ha.storage:zrepl") :] == doc_block("zrepl", "rendered", f"standard-pair-{host}")
 
 
 GOOD_SINK = {"name": "s", "type": "sink", "root_fs": "tank/sink", "serve": {"type": "local", "listener_name": "l"}}
@@ -267,7 +257,7 @@ def test_argument_spec_rejects_a_bad_log_level():
         ),
         pytest.param(
             {"zrepl_stdinserver_authorized_keys": [{"client_identity": "f0 x", "public_key": "ssh-ed25519 AAAA"}]},
-            "Forced ssh commands get a plain identity and a one-line key",
+            "Forced ssh commands get a plain identity and a one-line key or a host that has one",
             "client identity 'f0 x'",
             id="identity with a space",
         ),
@@ -277,7 +267,7 @@ def test_argument_spec_rejects_a_bad_log_level():
                     {"client_identity": "f0", "public_key": "ssh-ed25519 AAAA\nssh-rsa BBBB"}
                 ]
             },
-            "Forced ssh commands get a plain identity and a one-line key",
+            "Forced ssh commands get a plain identity and a one-line key or a host that has one",
             "one line",
             id="two keys in one entry",
         ),
