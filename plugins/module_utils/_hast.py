@@ -26,6 +26,8 @@ EHAST_MESSAGES = {
     3: "hastd is out of memory (EHAST_NOMEMORY)",
     4: "hastd does not implement the request (EHAST_UNIMPLEMENTED)",
 }
+# A split brain repeats its lines at every reconnection attempt; the newest few are enough evidence.
+EVIDENCE_LINES = 10
 BUG_292322_URL = "https://bugs.freebsd.org/bugzilla/show_bug.cgi?id=292322"
 BUG_292322_MIN_MAJOR = 15
 
@@ -694,7 +696,7 @@ def resource_view(name, entry, *, meta, conf_view, events, device_present, os_re
     provname = entry.get("provname") or conf_view.get("provname") or name
     role = entry.get("role")
     status = entry.get("status")
-    split = [event["line"] for event in events if event["kind"] in ("split_brain", "dual_primary")]
+    split = [event["line"] for event in events if event["kind"] in ("split_brain", "dual_primary")][-EVIDENCE_LINES:]
     mismatch = [event["line"] for event in events if event["kind"] == "resuid_mismatch"]
     bug = [event["line"] for event in events if event["kind"] in ("header_timeout", "g_attach")]
     major = os_major(os_release)
@@ -802,20 +804,40 @@ def is_split_brain(local_meta, peer_meta):
     return local_meta["localcnt"] > peer_meta["remotecnt"] and peer_meta["localcnt"] > local_meta["remotecnt"]
 
 
-def _split_brain_evidence(local, peer):
-    evidence = []
-    peer_role = (peer or {}).get("role")
-    if peer_role == "primary":
-        evidence.append("the peer is primary for it")
-    if is_split_brain(local.get("metadata"), (peer or {}).get("metadata")):
-        local_meta, peer_meta = local["metadata"], peer["metadata"]
-        evidence.append(
+def _comparable(local, peer):
+    return (local.get("metadata") or {}).get("state") == "present" and (
+        ((peer or {}).get("metadata") or {}).get("state") == "present"
+    )
+
+
+def _diverged(local, peer):
+    """Return why the two copies diverged, from the metadata and roles of both nodes (empty: they did not)."""
+    reasons = []
+    local_meta, peer_meta = local.get("metadata") or {}, (peer or {}).get("metadata") or {}
+    if is_split_brain(local_meta, peer_meta):
+        reasons.append(
             f"both copies were written since the last sync (this node localcnt={local_meta['localcnt']} "
             f"remotecnt={local_meta['remotecnt']}, peer localcnt={peer_meta['localcnt']} "
             f"remotecnt={peer_meta['remotecnt']})"
         )
-    evidence += [f"hastd log: {line}" for line in local.get("split_brain", {}).get("evidence", [])]
-    return evidence
+    # resuid 0: metadata created but never joined to a primary; it adopts the peer's id at the handshake.
+    ids = (local_meta.get("resuid"), peer_meta.get("resuid"))
+    if _comparable(local, peer) and 0 not in ids and ids[0] != ids[1]:
+        reasons.append(
+            f"the nodes hold different resource IDs ({ids[0]} here, {ids[1]} on the peer): their metadata were "
+            "created separately"
+        )
+    if local.get("role") == "primary" and (peer or {}).get("role") == "primary":
+        reasons.append("both nodes are primary")
+    return reasons
+
+
+def _log_evidence(local, peer):
+    """Return the recent split-brain log lines as evidence, only when the counters cannot be compared."""
+    lines = local.get("split_brain", {}).get("evidence", [])
+    if not lines or _comparable(local, peer):
+        return []
+    return [f"{len(lines)} recent hastd log line(s) report a split brain (the last: {lines[-1]})"]
 
 
 def _check_reachable(name, local, role):
@@ -830,7 +852,7 @@ def _check_reachable(name, local, role):
         raise StateError(f"resource {name}: {error_text(local['error'])}; nothing was changed")
 
 
-def _metadata_plan(name, local, peer, role, *, create, discard_local_data, evidence):
+def _metadata_plan(name, local, peer, role, *, create, discard_local_data, diverged):
     """Return True when `hastctl create` must run; raise StateError when it must not."""
     meta = local.get("metadata") or {"state": "unknown", "error": "not read"}
     state, detail = meta["state"], meta.get("error") or ""
@@ -862,14 +884,12 @@ def _metadata_plan(name, local, peer, role, *, create, discard_local_data, evide
         return False
     if not discard_local_data:
         return False
-    return _is_loser(name, local, peer, role, evidence)
+    return _is_loser(name, peer, role, diverged)
 
 
-def _is_loser(name, local, peer, role, evidence):
-    loser_signs = [item for item in evidence if not item.startswith("the peer is primary")]
-    if (local.get("role") == "primary" and (peer or {}).get("role") == "primary") or local.get("resuid_mismatch"):
-        loser_signs.append("diverged from the peer")
-    if not loser_signs:
+def _is_loser(name, peer, role, diverged):
+    """Return True when this copy is to be re-created (it diverged and the peer keeps the data); else refuse or False."""
+    if not diverged:
         return False
     if (peer or {}).get("role") != "primary":
         raise StateError(
@@ -899,13 +919,22 @@ def plan_role(
     _check_reachable(name, local, role)
     warnings = []
     current = local.get("role")
-    evidence = _split_brain_evidence(local, peer)
+    diverged = _diverged(local, peer)
+    split = diverged + _log_evidence(local, peer)
+    peer_primary = (peer or {}).get("role") == "primary" and "both nodes are primary" not in diverged
+    evidence = ["the peer is primary for it"] * peer_primary + split
     if role == "primary":
         if evidence and not allow_split_brain:
+            advice = (
+                "Both copies changed since the last sync, so one must be given up: make the node whose writes are "
+                "lost secondary with discard_local_data: true while the other stays primary"
+                if split
+                else "Two primaries would split the data: make this node secondary (it resynchronises from the "
+                "peer), or demote the peer first"
+            )
             raise StateError(
-                f"refusing to make {name} primary: {'; '.join(evidence)}. Two primaries split the data. Keep one "
-                "copy: make this node secondary with discard_local_data: true while the other stays primary, or "
-                "give allow_split_brain: true to run diverged copies; nothing was changed"
+                f"refusing to make {name} primary: {'; '.join(evidence)}. {advice}. allow_split_brain: true "
+                "overrides this; nothing was changed"
             )
         if evidence:
             warnings.append(f"{name}: promoted despite split-brain evidence: {'; '.join(evidence)}")
@@ -917,10 +946,13 @@ def plan_role(
             f"FreeBSD 15+, the primary stays degraded): {BUG_292322_URL}"
         )
     recreate = _metadata_plan(
-        name, local, peer, role, create=create, discard_local_data=discard_local_data, evidence=evidence
+        name, local, peer, role, create=create, discard_local_data=discard_local_data, diverged=diverged
     )
     if discard_local_data and not recreate and (local.get("metadata") or {}).get("state") == "present":
-        warnings.append(f"{name}: discard_local_data given, but nothing shows this copy lost a split brain; kept")
+        warnings.append(
+            f"{name}: discard_local_data given, but neither the counters nor the roles show that this copy lost a "
+            "split brain (give the peer's hast_info resources as peer_resources to compare counters); kept"
+        )
     final = role or current
     if recreate and final == "primary" and (local.get("metadata") or {}).get("state") == "present":
         raise StateError(

@@ -50,14 +50,16 @@ options:
         the metadata of the split-brain loser - this node's writes since the last sync are lost and the resource
         resynchronises in full from the peer, which must be known to be primary (O(peer_role) or
         O(peer_resources)).
-      - A copy with no sign of a lost split brain (counters, both primary, recent log lines, resource ID
-        mismatch) is kept, so the option is safe to repeat.
+      - Only a copy the metadata and roles show as diverged (counters of both nodes, another resource ID, both
+        nodes primary) is re-created; log lines, which outlive a resolved split brain, do not count here. A
+        re-created copy no longer looks diverged, so the option is safe to repeat.
     type: bool
     default: false
   allow_split_brain:
     description:
-      - Make the resource primary although the peer is primary or both copies were written since the last
-        sync. The two copies then diverge further; one of them must later be discarded.
+      - Make the resource primary although the peer is primary or the copies diverged (counters of both nodes,
+        or - when the peer's counters are not given - recent split-brain lines in the hastd log). The two copies
+        then diverge further; one of them must later be discarded.
     type: bool
     default: false
   peer_role:

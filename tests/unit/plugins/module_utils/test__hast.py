@@ -520,10 +520,16 @@ def test_refuses_promotion_when_both_copies_were_written():
         _hast.plan_role("storage", local, peer, "primary")
 
 
-def test_refuses_promotion_on_recent_split_brain_log_lines():
+def test_refuses_promotion_on_recent_split_brain_log_lines_when_counters_cannot_be_compared():
     local = _local("secondary", split_brain={"suspected": True, "evidence": ["f1 hastd: Split-brain detected"]})
-    with pytest.raises(StateError, match="hastd log: f1 hastd: Split-brain detected"):
+    with pytest.raises(StateError, match=r"1 recent hastd log line\(s\) report a split brain \(the last: f1 hastd"):
         _hast.plan_role("storage", local, {"role": "secondary"}, "primary")
+
+
+def test_old_log_lines_do_not_block_promotion_when_the_counters_agree():
+    local = _local("secondary", split_brain={"suspected": True, "evidence": ["f1 hastd: Split-brain detected"]})
+    peer = {"role": "secondary", "metadata": {"state": "present", "localcnt": 3, "remotecnt": 3}}
+    assert _hast.plan_role("storage", local, peer, "primary")["steps"] == [["role", "primary", "storage"]]
 
 
 def test_promotion_without_peer_information_warns():
@@ -583,13 +589,30 @@ def test_discard_recreates_the_split_brain_loser_as_secondary():
 def test_discard_keeps_a_copy_with_no_sign_of_a_lost_split_brain():
     plan = _hast.plan_role("storage", _local("secondary"), {"role": "primary"}, "secondary", discard_local_data=True)
     assert plan["steps"] == []
-    assert "nothing shows this copy lost a split brain" in plan["warnings"][0]
+    assert "neither the counters nor the roles show that this copy lost" in plan["warnings"][0]
+
+
+def test_discard_is_a_no_op_once_the_loser_was_re_created():
+    local = _local("secondary")
+    local["metadata"].update(resuid=0, localcnt=0, remotecnt=0)
+    peer = {"role": "primary", "metadata": {"state": "present", "resuid": 71, "localcnt": 1, "remotecnt": 0}}
+    assert _hast.plan_role("storage", local, peer, "secondary", discard_local_data=True)["steps"] == []
+
+
+def test_discard_re_creates_a_copy_with_another_resource_id():
+    local = _local("secondary")
+    local["metadata"].update(resuid=12)
+    peer = {"role": "primary", "metadata": {"state": "present", "resuid": 71, "localcnt": 3, "remotecnt": 3}}
+    plan = _hast.plan_role("storage", local, peer, "secondary", discard_local_data=True)
+    assert plan["steps"][1] == ["create", "storage"]
 
 
 def test_refuses_discard_unless_the_peer_is_known_primary():
-    local = _local("secondary", resuid_mismatch=["Resource unique ID mismatch (primary=1, secondary=2)."])
+    local = _local("secondary")
+    local["metadata"].update(localcnt=4, remotecnt=3)
+    peer = {"role": "secondary", "metadata": {"state": "present", "localcnt": 4, "remotecnt": 3}}
     with pytest.raises(StateError, match="may hold the only good copy"):
-        _hast.plan_role("storage", local, {"role": "secondary"}, "secondary", discard_local_data=True)
+        _hast.plan_role("storage", local, peer, "secondary", discard_local_data=True)
 
 
 def test_refuses_discard_that_would_promote():
