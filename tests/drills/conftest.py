@@ -84,20 +84,7 @@ class Pair:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-SEED = f"""
-set -e
-zfs create -p -o mountpoint=/data/nfs {ORIGIN}
-zfs set freebsd-ha:writer=f0 {ORIGIN}
-zfs set freebsd-ha:epoch=1 {ORIGIN}
-dd if=/dev/urandom of=/data/nfs/seed bs=1k count=2048 status=none
-zfs snapshot {ORIGIN}@zrepl_20261121_120000_000
-ssh f1 zfs create -p zdata/sink/f0/zdata/enc
-zfs send {ORIGIN}@zrepl_20261121_120000_000 | ssh f1 zfs recv -u {REPLICA}
-ssh f1 "zfs set readonly=on {REPLICA} && zfs set mountpoint=/data/nfs {REPLICA} && zfs mount {REPLICA}"
-sysrc nfs_server_enable=YES mountd_enable=YES >/dev/null
-service mountd start >/dev/null
-service nfsd start >/dev/null
-"""
+SEED = (ROOT / "examples" / "lab_pair_seed.sh").read_text()
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ import pytest
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
 MANIFEST = [line.split() for line in (HERE / "MANIFEST").read_text().splitlines() if line.strip()]
-EXECUTABLES = [name for name, _dest in MANIFEST if not name.endswith(".py")]
+# Lab rc.d scripts are declarative files the service stand-in reads, never runs: not tools.
+RC_SCRIPTS = [name for name, dest in MANIFEST if "/rc.d/" in dest]
+EXECUTABLES = [name for name, _dest in MANIFEST if not name.endswith(".py") and name not in RC_SCRIPTS]
 CARP_RE = re.compile(r"^\s*carp:\s+(INIT|BACKUP|MASTER)\s+vhid\s+(\d+)\s+advbase\s+(\d+)\s+advskew\s+(\d+)$")
 PEER_RE = re.compile(r"^\s+peer \S+ peer6 \S+$")
 
@@ -104,6 +106,13 @@ def test_manifest_entries_exist_and_use_the_debian_python():
         if name in EXECUTABLES:
             assert os.access(path, os.X_OK), name
             assert path.read_text().splitlines()[0] == "#!/usr/bin/python3", name
+
+
+@pytest.mark.parametrize("script", RC_SCRIPTS)
+def test_every_lab_rc_script_names_its_service_rcvar_and_command(script):
+    text = (HERE / script).read_text()
+    for key in ("name", "rcvar", "command"):
+        assert re.search(rf"^{key}=\S+", text, re.MULTILINE), f"{script} lacks {key}="
 
 
 @pytest.mark.parametrize("tool", EXECUTABLES)
