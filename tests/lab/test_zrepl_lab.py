@@ -38,6 +38,11 @@ jobs:
     serve: {{type: tcp, listen: "{LAB_NET}.2:8888", clients: {{"{LAB_NET}.1": f0}}}}
     root_fs: zdata/tcpsink
     recv: {{placeholder: {{encryption: inherit}}}}
+  - name: src
+    type: source
+    serve: {{type: tcp, listen: "{LAB_NET}.2:8889", clients: {{"{LAB_NET}.1": f0}}}}
+    filesystems: {{"zdata/pulled<": true}}
+    snapshotting: {{type: manual}}
 """
 PUSH_CONFIG = f"""
 jobs:
@@ -63,6 +68,13 @@ jobs:
     send: {{encrypted: true}}
     snapshotting: {{type: manual}}
     pruning: {{keep_sender: [{{type: regex, regex: ".*"}}], keep_receiver: [{{type: regex, regex: ".*"}}]}}
+  - name: puller
+    type: pull
+    connect: {{type: tcp, address: "{LAB_NET}.2:8889"}}
+    root_fs: zdata/pulledcopy
+    interval: manual
+    recv: {{placeholder: {{encryption: inherit}}}}
+    pruning: {{keep_sender: [{{type: regex, regex: ".*"}}], keep_receiver: [{{type: last_n, count: 1}}]}}
 """
 KEY = "/root/enc.key"
 
@@ -92,7 +104,8 @@ from datetime import datetime
 after, job, deadline = datetime.fromisoformat(sys.argv[1]), sys.argv[2], time.time() + 90
 while True:
     out = subprocess.run(["zrepl", "status", "--mode", "raw"], capture_output=True, text=True, check=True).stdout
-    rep = json.loads(out)["Jobs"][job]["push"]
+    rep = json.loads(out)["Jobs"][job]
+    rep = rep[rep["type"]]
     repl = rep["Replication"]
     pruned = (rep["PruningReceiver"] or {}).get("State") in ("Done", "ExecErr", "PlanErr")
     if repl and datetime.fromisoformat(repl["StartAt"]) > after and (
@@ -134,7 +147,7 @@ def checksum(node: str, path: str) -> str:
 
 # A kept lab is reused: stop zrepl, release every hold and destroy what an earlier run left.
 CLEAN = """service zrepl onestop >/dev/null 2>&1; rm -f /var/db/fbsd-lab/zrepl/cursors.json
-for ds in zdata/app zdata/enc zdata/sink zdata/tcpsink; do
+for ds in zdata/app zdata/enc zdata/pulled zdata/pulledcopy zdata/sink zdata/tcpsink; do
   for s in $(zfs list -H -o name -t snapshot -r $ds 2>/dev/null); do
     zfs holds -H $s | while read -r name tag _; do zfs release "$tag" "$name"; done
   done
@@ -149,7 +162,7 @@ def pair():
     labctl("up", "--nodes", "2")
     sh(
         "f0",
-        CLEAN + f"zfs create -p {SRC} && zfs create zdata/app/other && "
+        CLEAN + f"zfs create -p {SRC} && zfs create zdata/app/other && zfs create zdata/pulledcopy && "
         "dd if=/dev/urandom of=/zdata/app/data/blob bs=64k count=16 2>/dev/null",
     )
     sh("f1", CLEAN + "zfs create zdata/sink && zfs create zdata/tcpsink")
@@ -278,6 +291,20 @@ def test_encrypted_send_refuses_an_unencrypted_filesystem_at_planning(pair):
     assert states["zdata/app/plain"][1]["Err"] == (
         'validate send arguments: encrypted send mandated by policy, but filesystem "zdata/app/plain" is not encrypted'
     )
+
+
+def test_pull_from_a_source(pair):
+    sh(
+        "f1",
+        "zfs create -p zdata/pulled/x && echo pulled > /zdata/pulled/x/f && "
+        "zfs snapshot zdata/pulled@p1 && zfs snapshot zdata/pulled/x@p1 && zfs snapshot zdata/pulled/x@p2",
+    )
+    rep = wakeup("puller")
+    attempt = rep["Replication"]["Attempts"][-1]
+    assert attempt["State"] == "done" and rep["Snapshotting"] is None, attempt
+    assert snapshots("f0", "zdata/pulledcopy/zdata/pulled/x") == ["p2"]  # most_recent, then last_n 1
+    cursor = json.loads(sh("f1", "cat /var/db/fbsd-lab/zrepl/cursors.json"))["zdata/pulled/x"]["src"]
+    assert cursor["name"] == "@p2"
 
 
 def test_a_node_crash_kills_the_daemon_and_boot_starts_it_again(pair):

@@ -988,6 +988,7 @@ class Job:
         return [(a, b, size if a is None else 0) for a, b in zip(path, path[1:])]
 
     def step(self, sender, receiver, fs, frm, to, *, info: dict, protect: bool) -> None:
+        crypto = sender.crypto(fs)  # before send: a remote sender's connection then carries the stream
         reader, finish = sender.send(fs, frm, to, protect)
 
         class Counting:
@@ -998,7 +999,7 @@ class Job:
                 return data
 
         try:
-            receiver.receive(fs, to, sender.crypto(fs), Counting())
+            receiver.receive(fs, to, crypto, Counting())
         finally:
             try:
                 while reader.read(1 << 16):
@@ -1073,6 +1074,7 @@ class Daemon:
     def __init__(self, cfg: dict):
         self.cfg, self.stop = cfg, threading.Event()
         self.jobs = {j["name"]: Job(j, self) for j in cfg["jobs"]}
+        self.stdin_idents: dict = {}
 
     def status_json(self) -> str:
         with MU:
@@ -1119,6 +1121,15 @@ class Daemon:
         elif serve_cfg["type"] == "stdinserver":
             sockdir = self.cfg["global"]["serve"]["stdinserver"]["sockdir"]
             for ident in serve_cfg["client_identities"]:
+                if ident in self.stdin_idents:
+                    log(
+                        job["name"],
+                        "ERROR",
+                        f"cannot listen: stdinserver client identity {ident!r} is already "
+                        f"served by job {self.stdin_idents[ident]!r}",
+                    )
+                    continue
+                self.stdin_idents[ident] = job["name"]
                 sock = self.listen_unix(f"{sockdir}/{ident}")
                 threading.Thread(target=self.accept_stdinserver, args=(sock, ident, handle), daemon=True).start()
         elif serve_cfg["type"] == "tcp":
