@@ -278,6 +278,13 @@ def ensure_devfs() -> None:
     """Make the node's /dev private (overlay with its upper layer in /run) and link every lab disk there."""
     if os.environ.get("FBSD_LAB_ROOT"):
         return
+    with lab.locked(RUN + "/devfs"):
+        make_devfs()
+    for name in list_disks():
+        link(f"{DISKS}/{name}", f"/dev/{name}")
+
+
+def make_devfs() -> None:
     if not any(m[0] == "/dev" and m[2] == "fbsd-lab-dev" for m in mounts()):
         layers = RUN + "/devfs"
         for sub in ("upper", "work"):
@@ -289,8 +296,6 @@ def ensure_devfs() -> None:
         for sub in top:  # /dev/pts, /dev/shm, ... were submounts of the old /dev: bind them back in
             mount(f"/proc/self/fd/{old}/{sub[5:]}", sub, None, MS_BIND | MS_REC)
         os.close(old)
-    for name in list_disks():
-        link(f"{DISKS}/{name}", f"/dev/{name}")
 
 
 def link(target: str, path: str) -> None:

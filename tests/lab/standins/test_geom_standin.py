@@ -359,3 +359,9 @@ def test_component_metadata_decides_the_state_noautosync_and_configure_a(nodes):
     wait_for(lambda: "COMPLETE" in f0.run("gmirror", "status").stdout)
     assert data_of(ada6, 32 * MB - 512) == data_of(ada5, 32 * MB - 512)
     assert "GEOM_MIRROR: Device gm2: provider ada6 is stale." in f0.messages()
+    f0.run("gmirror", "deactivate", "gm2", "ada6")
+    assert f0.run("gmirror", "status", "-s").stdout == "mirror/gm2  DEGRADED  ada5 (ACTIVE)\n"
+    assert f0.run("gmirror", "activate", "-v", "gm2", "ada6").stdout == "Provider ada6 activated.\nDone.\n"
+    assert "ada6 (ACTIVE)" in f0.run("gmirror", "status").stdout  # same syncid, clean: no resync needed
+    expect = "Provider ada5 is not the mirror gm9 component.\ngmirror: Not fully done.\n"
+    assert f0.run("gmirror", "activate", "gm9", "ada5", rc=1).stderr == expect
