@@ -212,4 +212,4 @@ def with_nodes(resource, **changes):
 def test_input_checks_refuse_what_hastd_would_reject(resources, host, message):
     failures = checks(resources, host)
     assert failures, "no check failed"
-    assert any(message in fail_msg for _, fail_msg in failures), failures
+    assert any(message in fail_msg for _condition, fail_msg in failures), failures

@@ -201,7 +201,7 @@ def test_read_listing_falls_back_to_verbose_status_on_old_hastctl():
 
 
 def test_read_listing_returns_none_when_hastd_is_down_and_raises_on_other_failures():
-    read, _ = _reader([Result(71, "", fixture("hastctl-error-hastd-down.constructed.txt"))])
+    read, _runner = _reader([Result(71, "", fixture("hastctl-error-hastd-down.constructed.txt"))])
     assert _hast.read_listing(read, RuntimeError, ["storage"], config="/etc/hast.lab.conf") is None
     read, calls = _reader([Result(78, "", "[ERROR] Unable to parse configuration file at line 3 near 'x'")])
     with pytest.raises(RuntimeError):

@@ -66,7 +66,7 @@ def run_case(run_module, module_obj, case, monkeypatch, freeze_clock):
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_hast_info(run_module, case, monkeypatch, freeze_clock):
-    result, _ = run_case(run_module, hast_info, case, monkeypatch, freeze_clock)
+    result, _script = run_case(run_module, hast_info, case, monkeypatch, freeze_clock)
     assert result.get("changed") is False or result["failed"]
     if "resource_names" in case["expect"]:
         assert list(result["resources"]) == case["expect"]["resource_names"]

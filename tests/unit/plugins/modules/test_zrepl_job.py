@@ -41,7 +41,7 @@ class SteppingClock:
 
 def expand(steps):
     """Return the steps with `repeat: N` written out N times."""
-    return [dict(step) for step in steps for _ in range(step.get("repeat", 1))]
+    return [dict(step) for step in steps for _repeat in range(step.get("repeat", 1))]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
