@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
-import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
 
 from ansible_collections.freebsd_ha.storage.plugins.module_utils import _carp
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import StateError
 from ansible_collections.freebsd_ha.storage.tests.unit.conftest import read_fixture
-
-ROLE = Path(__file__).resolve().parents[4] / "roles" / "carp"
+from ansible_collections.freebsd_ha.storage.tests.unit.roles.role_helpers import (
+    ANSIBLE_MANAGED,
+    entry_point,
+    failed_asserts,
+    render_template,
+    role_defaults,
+    trusted,
+)
+from ansible_collections.freebsd_ha.storage.tests.unit.roles.role_helpers import role_vars as load_role_vars
 
 
 def interfaces(name):
@@ -312,32 +319,26 @@ def test_validators_refuse_out_of_range_values_and_odd_interface_names():
     assert _carp.validate_interface("lagg0.100") == "lagg0.100"
 
 
-# ---------------------------------------------------------------- the carp role's templates
-
-
-def render(template, variables):
-    """Render roles/carp/templates/<template> as ansible.builtin.template does (trim_blocks on)."""
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
-    from ansible.template import Templar, trust_as_template  # noqa: PLC0415
-
-    templar = Templar(loader=DataLoader(), variables={"ansible_managed": "Ansible managed", **variables})
-    source = trust_as_template((ROLE / "templates" / template).read_text())
-    return templar.template(source, overrides={"trim_blocks": True, "newline_sequence": "\n"})
+# ---------------------------------------------------------------- the carp role's templates and checks
 
 
 def role_vars(**overrides):
-    """Return the role's defaults and vars with overrides, templated as Ansible would for one host."""
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
-    from ansible.template import Templar, trust_as_template  # noqa: PLC0415
-
-    values = {**yaml.safe_load((ROLE / "defaults/main.yml").read_text()), **overrides}
-    values.update(yaml.safe_load((ROLE / "vars/main.yml").read_text()))
-    values.setdefault("inventory_hostname", "f1")
-    templar = Templar(loader=DataLoader(), variables=values)
+    """Return the role's defaults, overrides and its vars templated as Ansible would for host f1."""
+    values = {**role_defaults("carp"), "inventory_hostname": "f1", **overrides}
+    raw = trusted(load_role_vars("carp"))
     for name in ("__carp_ha_vhids", "__carp_items", "__carp_passwords", "__carp_marker"):
-        values[name] = templar.template(trust_as_template(values[name]))
-        templar.available_variables = values
+        values[name] = Templar(loader=DataLoader(), variables={**values, **raw}).template(raw[name])
     return values
+
+
+def carp_asserts(**variables):
+    """Return the failing asserts of roles/carp/tasks/validate.yml for these variables (nothing registered taken)."""
+    registered = {
+        "inventory_hostname": "f1",
+        "__carp_rc_conf_taken": {"results": []},
+        "__carp_devd_script_stat": {"stat": {"exists": True, "executable": True}},
+    }
+    return failed_asserts("carp", "validate.yml", {**registered, **variables})
 
 
 HA_RESOURCES = {
@@ -379,8 +380,8 @@ def test_rendered_rc_conf_fragment_passes_sh_n_and_parses_back():
             {"interface": "vlan316", "vhid": 34, "address": "10.30.16.34/32", "alias_index": 14, "advbase": 2},
         ],
     )
-    text = render("netif.j2", values)
-    assert text.splitlines()[:2] == ["#", "# Ansible managed"]
+    text = render_template("carp", "netif.j2", values)
+    assert text.splitlines()[:2] == ["#", f"# {ANSIBLE_MANAGED}"]
     assert "# freebsd_ha.storage:carp" in text.splitlines()
     checked = subprocess.run(["sh", "-n"], input=text, text=True, capture_output=True, check=False)
     assert checked.returncode == 0, checked.stderr
@@ -403,8 +404,7 @@ DEVD_NOTIFY_RE = re.compile(
 
 
 def test_rendered_devd_rule_has_the_shape_of_the_real_hook_and_matches_only_our_vhids():
-    sample = DEVD_NOTIFY_RE.search(read_fixture("carp/devd-conf-carp-notify-foozone.txt"))
-    assert sample is not None
+    assert DEVD_NOTIFY_RE.search(read_fixture("carp/devd-conf-carp-notify-foozone.txt")) is not None
     values = role_vars(
         carp_password="labpass",
         carp_devd_script="/usr/local/libexec/carp-event",
@@ -413,21 +413,76 @@ def test_rendered_devd_rule_has_the_shape_of_the_real_hook_and_matches_only_our_
             {"interface": "lagg0.100", "vhid": 12, "address": "10.0.1.1/32"},
         ],
     )
-    text = render("devd-carp.conf.j2", values)
+    text = render_template("carp", "devd-carp.conf.j2", values)
     rule = DEVD_NOTIFY_RE.search(text)
     assert rule is not None, text
     priority, subsystem, types, script = rule.groups()
     assert (priority, types, script) == ("10", "(MASTER|BACKUP|INIT)", "/usr/local/libexec/carp-event")
     # devd anchors every expression (implicit ^$).
-    assert [s for s in ("1@em0", "12@lagg0.100", "11@em0", "1@em01", "12@lagg0x100") if re.fullmatch(subsystem, s)] == [
-        "1@em0",
-        "12@lagg0.100",
-    ]
+    candidates = ("1@em0", "12@lagg0.100", "11@em0", "1@em01", "12@lagg0x100")
+    assert [s for s in candidates if re.fullmatch(subsystem, s)] == ["1@em0", "12@lagg0.100"]
     assert "# freebsd_ha.storage:carp" in text.splitlines()
 
 
 def test_role_defaults_name_exactly_the_argument_spec_options():
-    spec = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
-    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
-    assert sorted(spec) == sorted(defaults)
-    assert all(spec[name].get("default") == value for name, value in defaults.items())
+    spec = entry_point("carp")["options"]
+    assert sorted(role_defaults("carp")) == sorted(spec)
+    assert all(spec[name].get("default") == value for name, value in role_defaults("carp").items())
+
+
+def test_role_checks_pass_for_a_valid_pair_from_ha_resources():
+    assert carp_asserts(ha_resources=HA_RESOURCES, carp_password="labpass") == []
+
+
+def test_role_refuses_a_vhid_twice_on_one_interface():
+    failures = carp_asserts(
+        ha_resources=HA_RESOURCES,
+        carp_password="labpass",
+        carp_vhids=[{"interface": "lagg0.100", "vhid": 1, "address": "10.0.0.101/32", "alias_index": 5}],
+    )
+    assert [name for name, _msg in failures] == ["Check that vhids and alias numbers are unique per interface"]
+    assert "lagg0.100 vhid 1" in failures[0][1]
+
+
+@pytest.mark.parametrize("password", ["", "two words", "x" * 20, "pa$$", "it's"])
+def test_role_refuses_a_pass_rc_d_or_ifconfig_would_mangle_without_printing_it(password):
+    failures = carp_asserts(
+        carp_password=password, carp_vhids=[{"interface": "em0", "vhid": 1, "address": "10.0.0.1/32"}]
+    )
+    assert [name for name, _msg in failures] == ["Check the CARP passes without printing them"]
+    assert "the CARP pass of em0/1 (interface/vhid)" in failures[0][1]
+    assert not password or password not in failures[0][1]
+
+
+def test_role_refuses_an_address_without_prefix_length_and_bad_numbers():
+    failures = carp_asserts(
+        carp_password="labpass",
+        carp_vhids=[{"interface": "em0", "vhid": 256, "address": "10.0.0.1", "advskew": 255}],
+    )
+    assert [name for name, _msg in failures] == ["Check each vhid's numbers, address and interface name"]
+    assert "got advskew 255, advbase 1, alias_index 0, address 10.0.0.1" in failures[0][1]
+
+
+def test_role_refuses_alias_variables_rc_conf_already_sets():
+    taken = {"results": [{"rc": 0, "item": {"rc_name": "em0", "alias_index": 0}}, {"rc": 1, "item": {}}]}
+    failures = carp_asserts(
+        carp_password="labpass",
+        carp_vhids=[{"interface": "em0", "vhid": 1, "address": "10.0.0.1/32"}],
+        __carp_rc_conf_taken=taken,
+    )
+    assert [name for name, _msg in failures] == ["Check that rc.conf does not set the same alias variables"]
+    assert "already sets ifconfig_em0_alias0;" in failures[0][1]
+
+
+def test_role_refuses_a_devd_hook_without_an_installed_script():
+    vhids = [{"interface": "em0", "vhid": 1, "address": "10.0.0.1/32"}]
+    failures = carp_asserts(carp_password="labpass", carp_vhids=vhids, carp_devd_hook=True)
+    assert [name for name, _msg in failures] == ["Check the devd hook settings"]
+    failures = carp_asserts(
+        carp_password="labpass",
+        carp_vhids=vhids,
+        carp_devd_hook=True,
+        carp_devd_script="/usr/local/libexec/carp-event",
+        __carp_devd_script_stat={"stat": {"exists": False, "executable": False}},
+    )
+    assert [name for name, _msg in failures] == ["Check that the devd hook script is installed"]
