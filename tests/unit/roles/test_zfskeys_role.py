@@ -76,7 +76,7 @@ def test_spec_rejects_a_root_without_name_and_unknown_fields():
 )
 def test_validation_refuses_before_any_change(variables, message):
     failures = failed_asserts("zfskeys", "validate.yml", {"inventory_hostname": "f0", **variables})
-    assert failures and all(message in text for _, text in failures), failures
+    assert failures and all(message in text for _condition, text in failures), failures
 
 
 def test_an_explicit_key_overrides_the_host_pool_default():
@@ -90,7 +90,7 @@ def test_an_explicit_key_overrides_the_host_pool_default():
 ROOTS = [{"name": "zdata/enc"}, {"name": "zdata/sink/f0/zdata/enc/nfsdata", "key": "f0:zdata", "may_be_absent": True}]
 
 
-def keylocation_failures(zfs, files, roots=ROOTS):
+def keylocation_failures(zfs, files, roots=tuple(ROOTS)):
     variables = {"inventory_hostname": "f1", "zfskeys_encryption_roots": roots}
     return failed_asserts(
         "zfskeys", "keylocation.yml", {**variables, "__zfskeys_zfs": zfs, "__zfskeys_root_files": files}

@@ -57,7 +57,7 @@ def as_role_vars(config):
 def test_role_variables_render_the_sample(case):
     expected = yaml.safe_load(sample_path(case["sample"]).read_text())
     assert spec_errors("zrepl", case["vars"]) == []
-    _, rendered = render(case["vars"])
+    _text, rendered = render(case["vars"])
     assert rendered == expected
 
 
@@ -66,12 +66,12 @@ def test_every_real_sample_fits_the_argument_spec_and_renders_unchanged(ref):
     config = yaml.safe_load(sample_path(ref).read_text())
     variables = as_role_vars(config)
     assert spec_errors("zrepl", variables) == []
-    _, rendered = render(variables)
+    _text, rendered = render(variables)
     assert rendered == config
 
 
 def test_file_starts_with_the_managed_header_and_marker():
-    text, _ = render({"zrepl_jobs": []})
+    text, _rendered = render({"zrepl_jobs": []})
     lines = text.splitlines()
     assert lines[:4] == ["#", f"# {ANSIBLE_MANAGED}", "#", "# freebsd_ha.storage:zrepl"]
 
@@ -79,7 +79,7 @@ def test_file_starts_with_the_managed_header_and_marker():
 def test_empty_global_is_left_out_and_defaults_give_a_syslog_outlet():
     assert "global" not in render({"zrepl_jobs": []})[1]
     defaults = yaml.safe_load((ROOT / "roles/zrepl/defaults/main.yml").read_text())
-    _, rendered = render({"zrepl_global": defaults["zrepl_global"], "zrepl_jobs": []})
+    _text, rendered = render({"zrepl_global": defaults["zrepl_global"], "zrepl_jobs": []})
     assert rendered == {"global": {"logging": [{"type": "syslog", "level": "info", "format": "human"}]}, "jobs": []}
 
 
@@ -147,7 +147,7 @@ def test_rendered_files_in_the_docs_are_what_the_template_writes(host):
         "zrepl_global": role_defaults("zrepl")["zrepl_global"],
         **doc_example("zrepl", f"standard-pair-{host}"),
     }
-    text, _ = render(variables)
+    text, _rendered = render(variables)
     assert text[text.index("# freebsd_ha.storage:zrepl") :] == doc_block("zrepl", "rendered", f"standard-pair-{host}")
 
 
@@ -275,7 +275,7 @@ def test_argument_spec_rejects_a_bad_log_level():
 )
 def test_role_refuses_before_writing(variables, task, message):
     failures = failed_asserts("zrepl", "validate.yml", variables)
-    assert {name for name, _ in failures} == {task}
+    assert {name for name, _message in failures} == {task}
     assert message in failures[0][1]
 
 
