@@ -33,7 +33,7 @@ def interfaces(name):
 
 
 def test_parse_ifconfig_reads_the_freebsd14_vhid_with_its_peer_line_and_addresses():
-    (name,) = interfaces("ifconfig-carp-backup-peer-line-fbsd14-haproxy01")
+    (name,) = list(interfaces("ifconfig-carp-backup-peer-line-fbsd14-haproxy01"))
     (entry,) = interfaces("ifconfig-carp-backup-peer-line-fbsd14-haproxy01")["vnet0"]["carp"]
     assert name == "vnet0"
     assert entry == {
