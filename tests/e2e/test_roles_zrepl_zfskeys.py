@@ -120,6 +120,33 @@ def test_no_key_material_in_the_verbose_output(converged):
     assert "censored" in output
 
 
+GIVEN_KEY_B64 = "Zm9yIHRoZSBsYWIgb25seTogMzIgYnl0ZXMgb2Yga2U="  # b"for the lab only: 32 bytes of ke"
+
+
+def run_playbook(inventory, name, *args):
+    """Run a playbook that may fail; return (returncode, output)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=f"{LAB_DIR}/ansible/ansible.cfg", ANSIBLE_NOCOLOR="1")
+    argv = ["ansible-playbook", "-i", str(inventory / "inventory.yml"), str(PLAYBOOKS / name), *args]
+    done = subprocess.run(argv, check=False, env=env, capture_output=True, text=True)
+    return done.returncode, done.stdout
+
+
+def test_keys_copied_from_the_peer_or_given_are_written_once_and_never_replaced(converged):
+    inventory = converged[0]
+    given = ["-e", json.dumps({"given_key_b64": GIVEN_KEY_B64})]
+    assert playbook(inventory, "roles_zfskeys_copy.yml", *given)[0] == {"f0": 0, "f1": 2}
+    digest = f"sha256sum {KEY_DIR}/f0:zdata.key | cut -d' ' -f1"
+    assert node("f1", digest) == node("f0", digest)
+    assert node("f1", f"openssl base64 -A -in {KEY_DIR}/given.key").strip() == GIVEN_KEY_B64
+    assert node("f1", f"stat -c %a {KEY_DIR}/f0:zdata.key {KEY_DIR}/given.key").split() == ["400", "400"]
+    assert playbook(inventory, "roles_zfskeys_copy.yml", *given)[0] == {"f0": 0, "f1": 0}
+    # A different key already in place is refused, and left as it was.
+    node("f1", f"printf 'not the key of f0' > {KEY_DIR}/f0:zdata.key")
+    returncode, output = run_playbook(inventory, "roles_zfskeys_copy.yml", *given)
+    assert returncode != 0 and f"{KEY_DIR}/f0:zdata.key exists with a different key" in output
+    assert node("f1", f"cat {KEY_DIR}/f0:zdata.key") == "not the key of f0"
+
+
 @pytest.mark.skipif(not HAS_ZREPL, reason="the lab has no zrepl stand-in (tests/lab/standins/zrepl)")
 def test_f0_pushes_over_ssh_stdinserver_into_a_readonly_replica_on_f1(converged):
     replica = "zdata/sink/f0/zdata/enc/nfsdata"
