@@ -17,11 +17,22 @@ from ansible.module_utils.common.text.converters import to_bytes
 from ansible_collections.freebsd_ha.storage.plugins.module_utils import _command
 
 FIXTURES = Path(__file__).parent / "fixtures"
-# Research-corpus samples may be read in place but never copied into the repository. CI keeps
-# ../shared next to the checkout; FBSD_HA_RESEARCH_CORPUS points elsewhere.
-RESEARCH_CORPUS = Path(
-    os.environ.get("FBSD_HA_RESEARCH_CORPUS", Path(__file__).resolve().parents[2] / ".." / "shared" / "research-corpus")
-)
+
+
+def _find_research_corpus():
+    """The research corpus: FBSD_HA_RESEARCH_CORPUS, else shared/research-corpus beside the checkout or one of
+    its parents (ansible-test runs the tests from a copy below .build/, which passes no environment through)."""
+    if os.environ.get("FBSD_HA_RESEARCH_CORPUS"):
+        return Path(os.environ["FBSD_HA_RESEARCH_CORPUS"])
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "research-corpus"
+        if candidate.is_dir():
+            return candidate
+    return Path(__file__).resolve().parents[3] / "shared" / "research-corpus"
+
+
+# Research-corpus samples may be read in place but never copied into the repository.
+RESEARCH_CORPUS = _find_research_corpus()
 PIPE = _command.PIPE_SEPARATOR
 
 

@@ -72,7 +72,8 @@ def collections_root():
 def test_playbooks_using_the_roles_pass_the_syntax_check(playbook):
     # ansible.cli.playbook as a module: ansible-test runs units where ansible is importable but not installed.
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_root()))
-    argv = [sys.executable, "-m", "ansible.cli.playbook", "-i", "localhost,", "--syntax-check"]
+    # The playbooks name the lab hosts; ansible-test makes an unmatched host pattern an error.
+    argv = [sys.executable, "-m", "ansible.cli.playbook", "-i", "localhost,f0,f1,", "--syntax-check"]
     argv.append(str(ROOT / "tests/e2e/playbooks" / playbook))
     result = subprocess.run(argv, check=False, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
