@@ -13,7 +13,9 @@ dd if=/dev/urandom of=/data/nfs/seed bs=1k count=2048 status=none
 zfs snapshot "$origin@zrepl_20261121_120000_000"
 ssh f1 zfs create -p zdata/sink/f0/zdata/enc
 zfs send "$origin@zrepl_20261121_120000_000" | ssh f1 zfs recv -u "$replica"
-ssh f1 "zfs set readonly=on $replica && zfs set mountpoint=/data/nfs $replica && zfs mount $replica"
+# The replica records the writer and epoch it follows, so an unplanned promotion of f1 picks a higher epoch.
+ssh f1 "zfs set readonly=on $replica && zfs set mountpoint=/data/nfs $replica && zfs set freebsd-ha:writer=f0 $replica \
+  && zfs set freebsd-ha:epoch=1 $replica && zfs mount $replica"
 sysrc nfs_server_enable=YES mountd_enable=YES >/dev/null
 service mountd start >/dev/null
 service nfsd start >/dev/null
