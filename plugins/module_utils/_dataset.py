@@ -74,6 +74,22 @@ def datasets_from_get(stdout, names, missing):
     return result
 
 
+def read_datasets(runner, names):
+    """Return {name: `zfs get all` properties or None when missing} for names, with as few reads as zfs allows."""
+    datasets, pending = {}, list(names)
+    while pending:
+        result = runner.read(build_read_argv(pending), check_rc=False)
+        missing, other = split_get_errors(result.stderr)
+        if result.rc != 0 and (other or not missing):
+            raise runner.failure(result)
+        # zfs-fuse stops at the first missing name; what it skipped is read again in the next round.
+        listed = parse_get(result.stdout)
+        done = [name for name in pending if name in missing or name in listed] or pending
+        datasets.update(datasets_from_get(result.stdout, done, missing))
+        pending = [name for name in pending if name not in done]
+    return datasets
+
+
 def dependents_from_get(stdout, name):
     """Return the children and snapshots of name listed by `zfs get -r ... type`, in zfs order."""
     return [dataset for dataset in parse_get(stdout) if dataset != name]

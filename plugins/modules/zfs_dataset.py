@@ -147,7 +147,6 @@ from ansible_collections.freebsd_ha.storage.plugins.module_utils import _dataset
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import CommandError, Runner, StateError
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._zfs import (
     ParseError,
-    parse_get,
     validate_dataset_name,
 )
 
@@ -167,17 +166,7 @@ ARGUMENT_SPEC = dict(
 def read_present(runner, wanted):
     """Return {name: props or None} for name (and rename_from), adding encryption properties when needed."""
     names = [wanted["name"]] + ([wanted["rename_from"]] if wanted.get("rename_from") else [])
-    datasets, pending = {}, names
-    while pending:
-        result = runner.read(_dataset.build_read_argv(pending), check_rc=False)
-        missing, other = _dataset.split_get_errors(result.stderr)
-        if result.rc != 0 and (other or not missing):
-            raise runner.failure(result)
-        # zfs-fuse stops at the first missing name; what it skipped is read again in the next round.
-        listed = parse_get(result.stdout)
-        done = [name for name in pending if name in missing or name in listed] or pending
-        datasets.update(_dataset.datasets_from_get(result.stdout, done, missing))
-        pending = [name for name in pending if name not in done]
+    datasets = _dataset.read_datasets(runner, names)
     target = wanted["name"] if datasets[wanted["name"]] is not None else names[-1]
     props = datasets[target]
     if _dataset.needs_encryption_read(wanted, props):

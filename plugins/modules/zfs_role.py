@@ -147,12 +147,8 @@ ARGUMENT_SPEC = dict(
 
 
 def read_state(runner, names):
-    """Return ({name: properties or None}, [snapshot dicts]) with two zfs reads."""
-    result = runner.read(_dataset.build_read_argv(names), check_rc=False)
-    missing, other = _dataset.split_get_errors(result.stderr)
-    if result.rc != 0 and (other or not missing):
-        raise runner.failure(result)
-    current = _dataset.datasets_from_get(result.stdout, names, missing)
+    """Return ({name: properties or None}, [snapshot dicts]): the datasets, then all their snapshots in one read."""
+    current = _dataset.read_datasets(runner, names)
     present = [name for name in names if current[name] is not None]
     snapshots = []
     if present:
