@@ -54,8 +54,9 @@ class Pair:
                 found.append(node)
         return found
 
-    def runbook(self, name, *extra, check=True):
-        cmd = [
+    def _runbook(self, name, extra):
+        """(argv, env) of ansible-playbook running playbooks/<name>.yml against the pair."""
+        argv = [
             "ansible-playbook",
             "-i",
             str(self.inventory / "inventory.yml"),
@@ -64,24 +65,18 @@ class Pair:
             str(ROOT / "playbooks" / f"{name}.yml"),
             *extra,
         ]
-        env = dict(os.environ, ANSIBLE_CONFIG=str(self.inventory / "ansible.cfg"))
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        return argv, dict(os.environ, ANSIBLE_CONFIG=str(self.inventory / "ansible.cfg"))
+
+    def runbook(self, name, *extra, check=True):
+        argv, env = self._runbook(name, extra)
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
         if check and done.returncode != 0:
             raise AssertionError(f"{name} failed ({done.returncode}):\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}")
         return done
 
     def popen_runbook(self, name, *extra):
-        cmd = [
-            "ansible-playbook",
-            "-i",
-            str(self.inventory / "inventory.yml"),
-            "-i",
-            str(ROOT / "examples" / "inventory" / "lab_pair"),
-            str(ROOT / "playbooks" / f"{name}.yml"),
-            *extra,
-        ]
-        env = dict(os.environ, ANSIBLE_CONFIG=str(self.inventory / "ansible.cfg"))
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        argv, env = self._runbook(name, extra)
+        return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 SEED = (ROOT / "examples" / "lab_pair_seed.sh").read_text()

@@ -20,7 +20,12 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ZREPL = HERE / "zrepl"
-CORPUS = HERE.parents[3] / "shared" / "research-corpus" / "samples" / "zrepl"
+# Read in place, never copied; FBSD_HA_RESEARCH_CORPUS points elsewhere, as for the unit tests.
+CORPUS = (
+    Path(os.environ.get("FBSD_HA_RESEARCH_CORPUS", HERE.parents[3] / "shared" / "research-corpus"))
+    / "samples"
+    / "zrepl"
+)
 REFERENCE = HERE.parents[3] / "shared" / "reference" / "samples" / "zrepl"
 SAMPLES = sorted(CORPUS.glob("config-sample-*.yml")) + sorted(REFERENCE.glob("zrepl-yml-*.yml"))
 GO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
