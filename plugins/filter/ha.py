@@ -96,18 +96,8 @@ def _node_view(resource, node, info):
     """Summarise one node's zfs_info result (None when unreachable) for the resource."""
     if info is None:
         return {"reachable": False}
-    if info.get("failed"):
-        # zfs_info refuses the whole read when one root is missing: every dataset counts as missing.
-        return {
-            "reachable": True,
-            "datasets": {},
-            "missing": list(resource["node_datasets"][node].values()),
-            "writable": [],
-            "epoch": 0,
-            "writer_record": None,
-            "error": info.get("msg", ""),
-        }
-    rows = {row["name"]: row for row in info.get("datasets", [])}
+    # zfs_info refuses the whole read when one root is missing: then every dataset counts as missing.
+    rows = {} if info.get("failed") else {row["name"]: row for row in info.get("datasets", [])}
     names = resource["node_datasets"][node]
     datasets, missing = {}, []
     for logical, actual in names.items():
@@ -137,6 +127,7 @@ def _node_view(resource, node, info):
     writers = {d["writer"] for d in datasets.values() if d["epoch"] == recorded and d["writer"]}
     return {
         "reachable": True,
+        "error": info.get("msg", "") if info.get("failed") else None,
         "datasets": datasets,
         "missing": missing,
         "writable": writable,
