@@ -86,6 +86,8 @@ def ha_resource(resources, name=None, inventory_hosts=None):
             zrepl.setdefault("sink_job", f"{name}_sink")
         resource["node_datasets"] = {node: _dataset_names(resource, node) for node in nodes}
     resource.setdefault("carp", None)
+    # The runbook tasks are written once per family: every ZFS replicated backend shares one set.
+    resource["family"] = "zfs" if backend in ZFS_BACKENDS else backend
     return resource
 
 

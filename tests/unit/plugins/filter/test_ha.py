@@ -46,6 +46,12 @@ def test_resolving_names_the_replica_under_the_sink_on_the_other_node():
         "f0": {"zdata/enc/nfsdata": "zdata/enc/nfsdata"},
         "f1": {"zdata/enc/nfsdata": REPLICA},
     }
+    assert resource["family"] == "zfs"
+
+
+def test_block_backends_are_their_own_family():
+    resource = ha_resource({"vol": {"backend": "hast", "nodes": ["f0", "f1"], "primary": "f1"}})
+    assert resource["family"] == "hast"
 
 
 @pytest.mark.parametrize(
