@@ -239,6 +239,92 @@ def test_service_unknown_script(node):
     assert proc.returncode == 1 and proc.stderr.startswith("nosuch does not exist in /etc/rc.d")
 
 
+# ---- boot -------------------------------------------------------------------------------------
+
+# A one-shot rc.d script as rc.subr writes them (start_cmd); the lab boot runs its command and waits.
+ONESHOT = """#!/bin/sh
+# PROVIDE: {name}
+# REQUIRE: {require}
+# BEFORE: {before}
+. /etc/rc.subr
+name="{name}"
+rcvar="{name}_enable"
+command="{command}"
+command_args="{name} {action}"
+start_cmd="{name}_start"
+stop_cmd=":"
+{name}_start()
+{{
+\t${{command}} ${{rc_flags}} ${{command_args}}
+}}
+load_rc_config $name
+: ${{{name}_enable:="NO"}}
+run_rc_command "$1"
+"""
+# Records its name; "fence" keeps labd from starting through labd's rc.conf.d file, "sysrc" edits rc.conf.
+RECORDER = """#!/bin/sh
+echo "$1" >> "$FBSD_LAB_ROOT/order"
+case "$2" in
+fence) mkdir -p "$FBSD_LAB_ROOT/usr/local/etc/rc.conf.d"
+       echo 'labd_enable="NO"' > "$FBSD_LAB_ROOT/usr/local/etc/rc.conf.d/labd" ;;
+sysrc) echo 'labd_enable="NO"' >> "$FBSD_LAB_ROOT/etc/rc.conf" ;;
+esac
+"""
+
+
+def oneshot(node, name, action="none", require="", before=""):
+    recorder = node.root / "recorder"
+    recorder.write_text(RECORDER)
+    recorder.chmod(0o755)
+    script = node.root / "usr/local/etc/rc.d" / name
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(ONESHOT.format(name=name, command=recorder, action=action, require=require, before=before))
+    script.chmod(0o755)
+
+
+def booted_labd(node):
+    pidfile = node.root / "var/run/labd.pid"
+    return pidfile.exists() and Path(f"/proc/{pidfile.read_text().strip()}").exists()
+
+
+def test_boot_runs_a_one_shot_before_what_it_names_and_its_rc_conf_d_file_keeps_labd_down(labd):
+    oneshot(labd, "aguard", "fence", require="FILESYSTEMS", before="labd")
+    (labd.root / "etc/rc.conf").write_text('labd_enable="YES"\naguard_enable="YES"\n')
+    labd.run("boot", check=True)
+    assert (labd.root / "order").read_text() == "aguard\n"
+    assert not booted_labd(labd)
+
+
+def test_boot_reads_rc_conf_once_so_a_script_editing_it_does_not_stop_a_later_one(labd):
+    oneshot(labd, "aguard", "sysrc", before="labd")
+    (labd.root / "etc/rc.conf").write_text('labd_enable="YES"\naguard_enable="YES"\n')
+    labd.run("boot", check=True)
+    assert booted_labd(labd)
+    assert labd.run("service", "labd", "enabled").returncode == 1  # the next boot sees the edit
+
+
+def test_boot_orders_scripts_by_require_not_by_name(node):
+    oneshot(node, "alpha", require="zulu")
+    oneshot(node, "zulu")
+    oneshot(node, "mike", before="alpha")
+    oneshot(node, "off", before="alpha")
+    (node.root / "etc/rc.conf").write_text('alpha_enable="YES"\nzulu_enable="YES"\nmike_enable="YES"\n')
+    node.run("boot", check=True)
+    assert (node.root / "order").read_text().split() == ["zulu", "mike", "alpha"]
+
+
+def test_boot_configures_carp_from_the_netif_fragment_with_carp_from_loader_conf(lab):
+    f0 = lab(1)[0]
+    (f0.root / "boot").mkdir()
+    (f0.root / "boot/loader.conf").write_text('carp_load="YES"\n')
+    (f0.root / "etc/rc.conf.d").mkdir()
+    (f0.root / "etc/rc.conf.d/netif").write_text(
+        'ifconfig_em0_alias0="inet vhid 3 advskew 100 pass testpass alias 192.168.1.140/32"\n'
+    )
+    f0.run("boot", check=True)
+    assert "carp: MASTER vhid 3 advbase 1 advskew 100" in f0.run("ifconfig", "em0", check=True).stdout
+
+
 # ---- kldload / kldstat ------------------------------------------------------------------------
 
 
