@@ -150,13 +150,18 @@ def build_snapshot_guids_argv(dataset):
 
 def parse_snapshot_guids(text, dataset):
     """Return ([{name, snapshot, guid, createtxg}] of dataset sorted by createtxg, [child dataset names])."""
+    return snapshot_guids_of(parse_get(text), dataset)
+
+
+def snapshot_guids_of(parsed, dataset):
+    """Return parse_snapshot_guids' answer from an already parsed `zfs get` ({name: {property: entry}})."""
     snapshots, children = [], []
-    for name, props in parse_get(text).items():
+    for name, props in parsed.items():
         if "#" in name:
             continue
         owner, short = split_snapshot_name(name)
         if not short:
-            if name != dataset:
+            if name != dataset and name.startswith(f"{dataset}/") and "/" not in name[len(dataset) + 1 :]:
                 children.append(name)
             continue
         if owner != dataset:
@@ -178,7 +183,12 @@ def build_properties_argv(dataset):
 
 def summarise_target_properties(text, dataset):
     """Return {written (int or None), readonly, mounted, resume_token, resumable, local} from build_properties_argv."""
-    props = parse_get(text).get(dataset, {})
+    return target_properties_of(parse_get(text), dataset)
+
+
+def target_properties_of(parsed, dataset):
+    """Return summarise_target_properties' answer from an already parsed `zfs get`."""
+    props = parsed.get(dataset, {})
     values = {prop: entry["value"] for prop, entry in props.items()}
     written = values.get("written")
     token = values.get("receive_resume_token")
@@ -191,6 +201,23 @@ def summarise_target_properties(text, dataset):
         "resume_token": token if token not in (None, "-", "") else None,
         "local": local_properties(props),
     }
+
+
+# ---------------------------------------------------------------- options
+
+
+def send_options_spec():
+    """Return the argument spec entries zfs_replicate and zfs_replicate_set share (transport and receive options)."""
+    return dict(
+        ssh_command=dict(type="str", default="ssh"),
+        ssh_options=dict(type="list", elements="str", default=["-o", "BatchMode=yes"]),
+        raw=dict(type="bool", default=False),
+        properties=dict(type="bool", default=False),
+        unmount_target=dict(type="bool", default=True),
+        target_readonly=dict(type="bool", default=True),
+        create_target_parent=dict(type="bool", default=False),
+        discard_target_changes=dict(type="bool", default=False),
+    )
 
 
 # ---------------------------------------------------------------- argv builders

@@ -17,6 +17,7 @@ description:
   - Reads on the peer run over ssh, one call per kind of read; nothing on the peer changes in check mode.
 extends_documentation_fragment:
   - freebsd_ha.storage._attributes
+  - freebsd_ha.storage._send
 attributes:
   check_mode:
     support: full
@@ -42,36 +43,6 @@ options:
   target:
     description: Dataset on the peer. Default is O(name).
     type: str
-  ssh_command:
-    description: ssh client binary on this host.
-    type: str
-    default: ssh
-  ssh_options:
-    description: Options put before O(peer) on every ssh call. Keep C(BatchMode=yes) so a missing key fails instead of prompting.
-    type: list
-    elements: str
-    default: ["-o", "BatchMode=yes"]
-  raw:
-    description: Send raw encrypted blocks (C(zfs send -w)); OpenZFS with native encryption only.
-    type: bool
-    default: false
-  properties:
-    description: Include the dataset's properties in the stream (C(zfs send -p)).
-    type: bool
-    default: false
-  unmount_target:
-    description: Leave the received file system unmounted (C(zfs recv -u)).
-    type: bool
-    default: true
-  target_readonly:
-    description:
-      - Keep the target C(readonly=on). Set with C(zfs set) after the receive, because zfs-fuse has no C(zfs recv -o).
-    type: bool
-    default: true
-  create_target_parent:
-    description: Create a missing parent of O(target) on the peer with C(zfs create -p) before a full receive.
-    type: bool
-    default: false
   resume:
     description:
       - Receive resumably (C(zfs recv -s)) where the peer supports it, and continue a partial receive from the
@@ -184,15 +155,8 @@ def build_module():
             snapshot=dict(type="str"),
             peer=dict(type="str", required=True),
             target=dict(type="str"),
-            ssh_command=dict(type="str", default="ssh"),
-            ssh_options=dict(type="list", elements="str", default=["-o", "BatchMode=yes"]),
-            raw=dict(type="bool", default=False),
-            properties=dict(type="bool", default=False),
-            unmount_target=dict(type="bool", default=True),
-            target_readonly=dict(type="bool", default=True),
-            create_target_parent=dict(type="bool", default=False),
+            **repl.send_options_spec(),
             resume=dict(type="bool", default=False),
-            discard_target_changes=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

@@ -1,0 +1,122 @@
+# PRIVATE: internal to freebsd_ha.storage, not a public API; it may change without notice.
+# Copyright: (c) 2026, freebsd_ha.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Sending a set of datasets to several peers: the one read per peer, its parser, and the plan per peer (pure)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from ansible_collections.freebsd_ha.storage.plugins.module_utils import _replication as repl
+from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import StateError
+from ansible_collections.freebsd_ha.storage.plugins.module_utils._zfs import ParseError, parse_get
+
+_MISSING_RE = re.compile(r"^cannot open '(.+)': dataset does not exist$")
+# Shell separator between the two zfs commands of a peer's single ssh read; never quoted.
+REMOTE_SEPARATOR = ";"
+
+
+def parent_of(dataset):
+    """Return the parent dataset name (the pool for a top-level dataset)."""
+    return dataset.rsplit("/", 1)[0]
+
+
+def build_peer_read_argv(ssh_options, host, targets):
+    """Return the one ssh call that reads every target on a peer: snapshot guids, then the targets' and parents' props.
+
+    Two zfs commands in one remote shell line, so a peer costs one connection whatever the number of
+    datasets. `zfs get` goes on past a missing name (it says so on stderr and exits 1), so a missing
+    target does not hide the others.
+    """
+    parents = sorted({parent_of(target) for target in targets} - set(targets))
+    guids = repl.build_snapshot_guids_argv(targets[0])[:-1] + list(targets)
+    props = repl.build_properties_argv(targets[0])[:-1] + list(targets) + parents
+    quoted = [shlex.quote(str(arg)) for arg in guids], [shlex.quote(str(arg)) for arg in props]
+    return [*ssh_options, host, "zfs", *quoted[0], REMOTE_SEPARATOR, "zfs", *quoted[1]]
+
+
+def parse_peer_read(stdout, stderr, targets):
+    """Return {target: {exists, snapshots, children, parent_exists, props}} from build_peer_read_argv's output.
+
+    Raises ParseError for a stderr line other than "dataset does not exist" for a name that was asked.
+    """
+    asked = set(targets) | {parent_of(target) for target in targets}
+    missing = set()
+    for line in filter(None, (raw.strip() for raw in stderr.splitlines())):
+        match = _MISSING_RE.match(line)
+        if not match or match[1] not in asked:
+            raise ParseError(f"unexpected zfs error on the peer: {line!r}")
+        missing.add(match[1])
+    parsed = parse_get(stdout)
+    state = {}
+    for target in targets:
+        exists = target not in missing and target in parsed
+        snapshots, children = repl.snapshot_guids_of(parsed, target) if exists else ([], [])
+        subject = target if exists else parent_of(target)
+        state[target] = {
+            "exists": exists,
+            "snapshots": snapshots,
+            "children": children,
+            "parent_exists": subject in parsed and subject not in missing,
+            "props": repl.target_properties_of(parsed, subject),
+        }
+    return state
+
+
+def plan_peer(peer, sources, state, snapshot, *, create_parent):
+    """Return (transfers, refusals) for one peer: one transfer per dataset to send, each with its replication plan.
+
+    peer: {name, host, targets: {source: target}, discard_target_changes}. sources: {source: snapshots}.
+    state: parse_peer_read's answer. Every refusal is collected (not raised) so the operator sees all of them.
+    """
+    transfers, refusals = [], []
+    for source, target in peer["targets"].items():
+        current = state[target]
+        try:
+            if not current["exists"] and not current["parent_exists"] and not create_parent:
+                raise StateError(
+                    f"the parent '{parent_of(target)}' of target '{target}' does not exist; create it there "
+                    f"(zfs create -p {parent_of(target)}) or set create_target_parent: true"
+                )
+            plan = repl.plan_replication(
+                source,
+                sources[source],
+                target,
+                current["snapshots"],
+                current["exists"],
+                target_written=current["props"]["written"],
+                allow_rollback=peer["discard_target_changes"],
+                snapshot=snapshot,
+                resume_token=current["props"]["resume_token"] if current["exists"] else None,
+                target_children=current["children"],
+            )
+        except StateError as error:
+            refusals.append(f"{peer['name']}: {error}")
+            continue
+        transfers.append({"source": source, "target": target, "plan": plan, "state": current})
+    return transfers, refusals
+
+
+def needs_readonly(transfer, rescue, wanted):
+    """Return True when the target must be set readonly=on after its receive."""
+    return wanted and (
+        transfer["state"]["props"]["readonly"] != "on" or transfer["plan"]["mode"] == "full" or bool(rescue)
+    )
+
+
+def summarise_transfer(peer, transfer, result):
+    """Return the row of the `transfers` result for one dataset sent (or planned) to one peer."""
+    plan = transfer["plan"]
+    return {
+        "peer": peer["name"],
+        "source": transfer["source"],
+        "target": transfer["target"],
+        "mode": plan["mode"],
+        "from": plan["from"],
+        "to": plan["to"],
+        "snapshots_sent": plan["snapshots_sent"],
+        "bytes_sent": result.get("bytes", 0),
+        "duration": round(result.get("duration", 0.0), 3),
+        "rescue": result.get("rescue"),
+    }
