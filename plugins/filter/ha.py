@@ -17,6 +17,8 @@ from ansible.errors import AnsibleFilterError
 RUNBOOK_SNAPSHOT_RE = re.compile(r"^ha_[a-z]+_e([0-9]+)$")
 BACKENDS = ("zrepl", "zfs", "hast", "gmirror")
 ZFS_BACKENDS = ("zrepl", "zfs")
+# Runbooks that move the writer to a target node (move_leader.yml runs "move").
+MOVING_RUNBOOKS = ("failover", "failback", "move")
 SAFE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -153,7 +155,8 @@ def ha_assess(states, resource, runbook="status", target=None, accept_data_loss=
     """Return the judgement of a resource's gathered state: writers, authority, lag and the reasons a runbook is unsafe.
 
     states: {node: zfs_info result, or None when the node did not answer}. runbook: status,
-    failover, failback. target: the node that should become the writer (failover/failback).
+    failover, failback, move, rejoin. target: the node that should become the writer (failover,
+    failback, move).
     source: the node whose snapshots the lag is measured against, when it is not the authoritative one.
     """
     nodes = {node: _node_view(resource, node, states.get(node)) for node in resource["nodes"]}
@@ -180,7 +183,7 @@ def ha_assess(states, resource, runbook="status", target=None, accept_data_loss=
             "(split brain). Pick the node whose data wins, fence the other by hand (zfs set readonly=on) and run "
             "failback.yml to it: its writes are kept in a rescue"
         )
-    lag = {}
+    lag, diverged = {}, []
     reference = source or authoritative
     if reference:
         for logical, source_dataset in nodes[reference].get("datasets", {}).items():
@@ -210,12 +213,14 @@ def ha_assess(states, resource, runbook="status", target=None, accept_data_loss=
                     )
                 elif extra:
                     names = ", ".join(s["name"] for s in extra)
+                    if node not in diverged:
+                        diverged.append(node)
                     message = (
                         f"{replica['name']} on {node} has snapshots newer than the last common one "
-                        f"@{common['name'].split('@', 1)[1]}: {names}. Run failback.yml (keeps them in a rescue) or "
-                        "resync.yml"
+                        f"@{common['name'].split('@', 1)[1]}: {names}. Run rejoin.yml or failback.yml (both keep "
+                        "them in a rescue) or resync.yml"
                     )
-                    (warnings if runbook == "failback" and node == target else reasons).append(message)
+                    (warnings if _rescued(runbook, node, target, accept_data_loss) else reasons).append(message)
     result = {
         "resource": resource["name"],
         "backend": resource["backend"],
@@ -228,13 +233,66 @@ def ha_assess(states, resource, runbook="status", target=None, accept_data_loss=
         "authoritative": authoritative,
         "stale": stale,
         "lag": lag,
+        "diverged": diverged,
+        "best_follower": _best_follower(nodes, reachable, writers, resource["nodes"]),
         "warnings": warnings,
     }
-    if runbook in ("failover", "failback"):
+    if runbook in MOVING_RUNBOOKS:
         reasons += _runbook_reasons(result, resource, runbook, target, accept_data_loss)
+    elif runbook == "rejoin":
+        reasons += _rejoin_reasons(result, resource)
     result["reasons"] = reasons
     result["safe"] = not reasons
     return result
+
+
+def _rescued(runbook, node, target, accept_data_loss):
+    """Return True when a diverged copy on node is kept in a rescue by this runbook rather than refused."""
+    if runbook == "failback":
+        return node == target
+    # An unplanned move (the writer lost, acknowledged) rescues the followers that got ahead of the new writer.
+    return runbook == "rejoin" or (runbook in ("failover", "move") and accept_data_loss)
+
+
+def _newest_rank(nodes, candidates):
+    """Return {node: score}: per dataset, how many candidates' newest snapshot (by GUID) node's history holds."""
+    scores = dict.fromkeys(candidates, 0)
+    logicals = {logical for node in candidates for logical in nodes[node].get("datasets", {})}
+    for logical in logicals:
+        newest = {}
+        for node in candidates:
+            snapshots = nodes[node].get("datasets", {}).get(logical, {}).get("snapshots", [])
+            # createtxg orders snapshots within one pool only; across nodes only the GUID compares.
+            newest[node] = snapshots[-1]["guid"] if snapshots else None
+        for node in candidates:
+            held = {snap["guid"] for snap in nodes[node].get("datasets", {}).get(logical, {}).get("snapshots", [])}
+            scores[node] += sum(1 for other in candidates if newest[other] is not None and newest[other] in held)
+    return scores
+
+
+def _best_follower(nodes, reachable, writers, order):
+    """Return the answering read-only node holding the newest snapshots (ties: inventory order), or None."""
+    candidates = [node for node in order if node in reachable and node not in writers]
+    if not candidates:
+        return None
+    scores = _newest_rank(nodes, candidates)
+    return max(candidates, key=lambda node: (scores[node], -order.index(node)))
+
+
+def _rejoin_reasons(result, resource):
+    writer = result["authoritative"]
+    if writer is None or writer not in result["writers"]:
+        return [
+            "no node is the recorded, writable writer, so there is nothing to rejoin: run failover.yml (or "
+            "move_leader.yml) to make one node the writer first"
+        ]
+    origin = resource.get("origin")
+    if resource["backend"] == "zrepl" and writer != origin and origin in result["reachable"]:
+        return [
+            f"{origin} is the zrepl origin: it follows {writer} only by becoming the writer again; run failback.yml "
+            f"(it keeps {origin}'s own writes in a rescue)"
+        ]
+    return []
 
 
 def _runbook_reasons(result, resource, runbook, target, accept_data_loss):
@@ -243,6 +301,13 @@ def _runbook_reasons(result, resource, runbook, target, accept_data_loss):
         return [f"target {target!r} is not a node of resource {resource['name']} ({', '.join(resource['nodes'])})"]
     if target in result["unreachable"]:
         return [f"the target {target} does not answer; it cannot become the writer"]
+    promoted = result["authoritative"] == target and target in result["writers"]
+    returning = [node for node in result["stale"] if node != target]
+    if returning and not promoted and runbook != "failback":
+        reasons.append(
+            f"{', '.join(returning)} came back still writable with an older epoch: run rejoin.yml first (it is "
+            f"fenced and its own writes kept in a rescue), then the {runbook}"
+        )
     if result["unreachable"]:
         if runbook == "failback":
             reasons.append(f"{', '.join(result['unreachable'])} do not answer; failback needs both nodes")
@@ -251,7 +316,7 @@ def _runbook_reasons(result, resource, runbook, target, accept_data_loss):
                 f"{', '.join(result['unreachable'])} do not answer, so this is an unplanned failover that loses the "
                 "writes since the last replicated snapshot; rerun with -e ha_accept_data_loss=true to accept that"
             )
-    elif runbook == "failover" and accept_data_loss:
+    elif runbook in ("failover", "move") and accept_data_loss:
         reasons.append("every node answers: run the planned failover (drop ha_accept_data_loss), it loses nothing")
     return reasons
 
@@ -260,6 +325,34 @@ def ha_node_datasets(datasets, resource, node):
     """Return [{name: the dataset's name on node, mountpoint}] for zfs_role, from the resource's datasets."""
     names = resource["node_datasets"][node]
     return [{"name": names[item["name"]], "mountpoint": item.get("mountpoint")} for item in datasets]
+
+
+def ha_replication_peers(resource, sender, receivers, addresses, discard=()):
+    """Return zfs_replicate_set's peers: each receiver with its address, its name for every dataset of the sender,
+    and whether its diverged copies are kept in a rescue (the receivers in discard)."""
+    sent = resource["node_datasets"][sender]
+    return [
+        {
+            "host": addresses[node],
+            "name": node,
+            "targets": {sent[logical]: name for logical, name in resource["node_datasets"][node].items()},
+            "discard_target_changes": node in discard,
+        }
+        for node in receivers
+        if node != sender
+    ]
+
+
+def ha_unsynced(assessment, nodes, source):
+    """Return '<node>:<dataset>' for every dataset of source whose newest snapshot (by GUID) a node lacks."""
+    datasets = assessment["nodes"][source].get("datasets", {})
+    return [
+        f"{node}:{logical}"
+        for node in nodes
+        if node != source
+        for logical in datasets
+        if not assessment["lag"].get(node, {}).get(logical, {}).get("in_sync")
+    ]
 
 
 def ha_node_summary(view):
@@ -344,6 +437,8 @@ FILTERS = {
     "ha_assess": ha_assess,
     "ha_reachable_info": ha_reachable_info,
     "ha_node_datasets": ha_node_datasets,
+    "ha_replication_peers": ha_replication_peers,
+    "ha_unsynced": ha_unsynced,
     "ha_node_summary": ha_node_summary,
     "ha_status_table": ha_status_table,
     "ha_rpo": ha_rpo,
