@@ -126,6 +126,12 @@ def ha_resync_plan(reads, resource, assessment, confirm="", force=False, now=0.0
         names = (logical, resource["node_datasets"][source][logical], resource["node_datasets"][replica][logical])
         entry = _dataset_plan(names, source_read, replica_read, force)
         entry["mountpoint"] = item.get("mountpoint")
+        # A raw-received replica is its own encryption root with keylocation=prompt; rc.d/zfskeys loads only
+        # datasets whose keylocation is set locally, so the replica gets the writer's (or the one named here).
+        located = (source_read[0].get(entry["source"]) or {}).get("keylocation", "none")
+        entry["keylocation"] = item.get("replica_keylocation") or (
+            None if located in ("none", "prompt", "-") else located
+        )
         entry["rescue"] = build_rescue_names(entry["replica"], stamp)[0] if entry["rename"] else None
         if not entry["source_exists"]:
             reasons.append(f"{entry['source']} does not exist on the writer {source}: provision the pair first")
@@ -151,8 +157,8 @@ def ha_resync_plan(reads, resource, assessment, confirm="", force=False, now=0.0
         else:
             changes = "; ".join(loss) or "no existing copy is replaced (the replica is missing or half seeded)"
             reasons.append(
-                f"a resync replaces {replica}'s copy with a full send from {source} ({changes}); nothing was "
-                f"changed. Rerun with -e ha_confirm_resync={replica} to confirm"
+                f"a resync replaces {replica}'s copy with a full send from {source} ({changes}). "
+                f"Rerun with -e ha_confirm_resync={replica} to confirm"
             )
     if any(entry["encrypted"] for entry in datasets):
         warnings.append("encrypted datasets are sent raw (zfs send -w): the replica keeps the writer's key")

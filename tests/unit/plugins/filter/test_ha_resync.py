@@ -67,7 +67,7 @@ def test_without_the_confirmation_the_plan_refuses_and_lists_what_the_replica_wo
     result = plan(read(ORIGIN, [("zrepl_a", 1, 10)]), read(REPLICA, [("zrepl_x", 9, 4)]), confirm="")
     assert not result["safe"]
     (reason,) = result["reasons"]
-    assert "zrepl_x" in reason and "-e ha_confirm_resync=f1" in reason and "nothing was changed" in reason
+    assert "zrepl_x" in reason and "-e ha_confirm_resync=f1" in reason
 
 
 def test_confirming_the_writer_is_refused_since_its_copy_is_never_replaced():
