@@ -8,7 +8,10 @@ Pure functions, so every decision of a HAST runbook is tested without a node.
 
 from __future__ import annotations
 
+import base64
+import json
 import posixpath
+from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
@@ -23,12 +26,7 @@ HAST_KEYS = (
     "providers",
     "addresses",
     "provider_name",
-    "replication",
-    "checksum",
-    "compression",
-    "timeout",
-    "exec",
-    "metaflush",
+    *_hast._RESOURCE_DEFAULTS,
 )
 CHOICES = {"replication": _hast.REPLICATION_MODES, "checksum": _hast.CHECKSUMS, "compression": _hast.COMPRESSIONS}
 RUNBOOKS = ("status", "failover", "failback", "provision", "resync", "rejoin")
@@ -113,14 +111,22 @@ def ha_hast_resource(resource):
     return resolved
 
 
+def _address(node, value):
+    if isinstance(value, Mapping):
+        return value.get("ha_link_address") or value.get("ansible_host") or node
+    return value
+
+
 def ha_hast_conf(resource, addresses):
     """Return the hast role's hast_resources (one item) for a resource resolved by ha_hast_resource.
 
-    addresses: {node: the node's replication address} (ha_link_address, else ansible_host); the
-    section's own addresses win. Each node's remote is its peer's address.
+    addresses: {node: the node's replication address, or its host variables (hostvars), whose
+    ha_link_address, else ansible_host, else the name is taken}; the section's own addresses win.
+    Each node's remote is its peer's address.
     """
     hast = resource["hast"]
-    wanted = dict(addresses or {}, **hast["addresses"])
+    wanted = {node: _address(node, (addresses or {}).get(node)) for node in resource["nodes"]}
+    wanted.update(hast["addresses"])
     missing = [node for node in resource["nodes"] if not wanted.get(node)]
     if missing:
         _fail(resource["name"], f"addresses: no replication address for {', '.join(missing)} (set ha_link_address)")
@@ -129,7 +135,7 @@ def ha_hast_conf(resource, addresses):
         peer = next(other for other in resource["nodes"] if other != node)
         nodes[node] = {"local": hast["providers"][node], "remote": wanted[peer]}
     item = {"name": hast["resource"], "primary": resource["primary"], "nodes": nodes}
-    for key in ("provider_name", "replication", "checksum", "compression", "timeout", "exec", "metaflush"):
+    for key in ("provider_name", *_hast._RESOURCE_DEFAULTS):
         if hast.get(key) is not None:
             item[key] = hast[key]
     return [item]
@@ -319,7 +325,7 @@ def ha_hast_assess(states, resource, runbook="status", target=None, accept_data_
         winner, loser = (winner, loser) if winner else ("<node whose data wins>", "<the other node>")
         message = (
             f"split brain on {name}: {'; '.join(split)}. Name the node whose data wins and confirm the loss of the "
-            f"other's: run resync.yml -e ha_target={winner} -e ha_confirm_discard={loser}"
+            f"other's: run resync.yml -e ha_target={winner} -e ha_confirm_resync={loser}"
         )
         (warnings if runbook == "resync" else reasons).append(message)
     elif len(primaries) == 2:
@@ -459,7 +465,7 @@ def _resync_reasons(result, resource, target, confirm_discard):
     if confirm_discard != loser:
         reasons.append(
             f"resync keeps {target}'s data and throws away {loser}'s ({result['loses']['what']}); confirm with "
-            f"-e ha_confirm_discard={loser}"
+            f"-e ha_confirm_resync={loser}"
         )
     return reasons
 
@@ -519,7 +525,20 @@ def ha_hast_seen(assessment):
     }
 
 
+def ha_hast_state(hostvars):
+    """Return one node's {hast, pool, seen} for ha_hast_assess from its host variables after the preflight reads."""
+    seen = None
+    slurped = hostvars.get("__ha_hast_seen") or {}
+    if slurped.get("content"):
+        try:
+            seen = json.loads(base64.b64decode(slurped["content"]))
+        except ValueError:
+            seen = None
+    return {"hast": hostvars.get("__ha_info"), "pool": hostvars.get("__ha_hast_pool"), "seen": seen}
+
+
 FILTERS = {
+    "ha_hast_state": ha_hast_state,
     "ha_hast_resource": ha_hast_resource,
     "ha_hast_conf": ha_hast_conf,
     "ha_hast_assess": ha_hast_assess,
