@@ -79,10 +79,10 @@ peer_objection() {
 	# The loop runs in a pipeline's subshell: it reports the first objection and stops.
 	echo "$out" | while read -r ds w e ro s; do
 		[ "$w" = missing ] && continue
-		[ "$ro" = on ] || { echo "$peer has $ds writable"; break; }
 		e=$(num "$e"); s=$(num "$s")
 		[ "$e" -lt "$epoch" ] || { [ "$e" -eq "$epoch" ] && [ "$w" = "$self" ]; } ||
 		    { echo "$peer records epoch $e held by $w"; break; }
+		[ "$ro" = on ] || { echo "$peer has $ds writable"; break; }
 		[ "$s" -le "$epoch" ] || { echo "$peer holds a snapshot of epoch $s"; break; }
 	done
 }
