@@ -44,6 +44,14 @@ options:
       - Short name of the snapshot to send of every dataset (V(ha_failover_e3)); it must exist on each of them.
       - Default is each dataset's newest snapshot (highest createtxg).
     type: str
+  create_snapshot:
+    description:
+      - Take O(snapshot) of every dataset that lacks it before sending (the final snapshot of a planned move, taken
+        once the datasets are read-only). One C(zfs snapshot) names them all, atomic within a pool; where zfs takes
+        one name per call (zfs-fuse says C(too many arguments)) they are taken one by one.
+      - In check mode the snapshots are planned and the transfers planned as if they existed.
+    type: bool
+    default: false
   peers:
     description: The receiving hosts; each is read once and gets every dataset.
     type: list
@@ -73,6 +81,7 @@ options:
     type: bool
     default: false
 notes:
+  - The snapshots taken with O(create_snapshot=true) are listed in RV(snapshots_created) and count as a change.
   - On zfs-fuse (no C(written) property) a peer with O(peers[].discard_target_changes=true) takes a rescue before
     every incremental, because writes to its targets cannot be measured; give the option only to the peers that need it.
   - When a transfer fails, the other peers' transfers still finish; the module then fails, naming every failure,
@@ -113,6 +122,12 @@ transfers:
   elements: dict
   sample: [{"peer": "f1", "source": "tank/www", "target": "tank/www", "mode": "incremental", "from": "tank/www@a",
             "to": "tank/www@b", "snapshots_sent": ["b"], "bytes_sent": 6232, "duration": 0.41, "rescue": null}]
+snapshots_created:
+  description: Snapshots taken (or planned in check mode) with O(create_snapshot=true).
+  returned: always
+  type: list
+  elements: str
+  sample: ["tank/www@ha_move_e4", "tank/www/db@ha_move_e4"]
 in_sync:
   description: The datasets already holding the snapshot on a peer, as C(<peer>:<target>), nothing sent.
   returned: always
@@ -163,7 +178,11 @@ from ansible_collections.freebsd_ha.storage.plugins.module_utils import _replica
 from ansible_collections.freebsd_ha.storage.plugins.module_utils import _stream as stream
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import CommandError, Runner, StateError
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._safety import plan_rescue
-from ansible_collections.freebsd_ha.storage.plugins.module_utils._zfs import ParseError, validate_dataset_name
+from ansible_collections.freebsd_ha.storage.plugins.module_utils._zfs import (
+    ParseError,
+    build_snapshot_argv,
+    validate_dataset_name,
+)
 
 SSH_UNREACHABLE = 255
 
@@ -173,6 +192,7 @@ def build_module():
         argument_spec=dict(
             datasets=dict(type="list", elements="str", required=True),
             snapshot=dict(type="str"),
+            create_snapshot=dict(type="bool", default=False),
             peers=dict(
                 type="list",
                 elements="dict",
@@ -186,6 +206,7 @@ def build_module():
             ),
             **repl.send_options_spec(),
         ),
+        required_if=[("create_snapshot", True, ["snapshot"])],
         supports_check_mode=True,
     )
 
@@ -260,6 +281,40 @@ def read_sources(zfs, datasets):
         raise zfs.failure(result)
     parsed = repl.parse_get(result.stdout)
     return {name: repl.snapshot_guids_of(parsed, name)[0] for name in datasets}
+
+
+def plan_snapshots(params, sources):
+    """Return (snapshots to take, the sources with them added) for create_snapshot.
+
+    A snapshot to take gets a placeholder guid (negative, so it matches nothing on a peer) and the next
+    createtxg, so every transfer is planned, and every refusal found, before anything is written.
+    """
+    short = params["snapshot"]
+    if not params["create_snapshot"]:
+        return [], sources
+    missing, planned = [], {}
+    for index, (name, snaps) in enumerate(sources.items()):
+        planned[name] = snaps
+        if all(snap["snapshot"] != short for snap in snaps):
+            missing.append(f"{name}@{short}")
+            txg = max((snap["createtxg"] for snap in snaps), default=0) + 1
+            planned[name] = [
+                *snaps,
+                {"name": f"{name}@{short}", "snapshot": short, "guid": -1 - index, "createtxg": txg},
+            ]
+    return missing, planned
+
+
+def take_snapshots(zfs, missing):
+    """Take the snapshots in one `zfs snapshot` (atomic), or one by one where zfs takes a single name (zfs-fuse)."""
+    if not missing:
+        return
+    result = zfs.change(build_snapshot_argv(missing), check_rc=False)
+    if result is not None and result.rc != 0 and len(missing) > 1 and "too many arguments" in result.stderr:
+        for name in missing:
+            zfs.change(build_snapshot_argv([name]))
+    elif result is not None and result.rc != 0:
+        raise zfs.failure(result)
 
 
 def plan(params, peers, sources, states):
@@ -349,8 +404,10 @@ def apply(module, params, plans, zfs):
     return rows, totals, round(wall, 3), errors
 
 
-def build_diff(plans, rows):
+def build_diff(plans, rows, created):
     before, after = {}, {}
+    if created:
+        before["snapshots_created"], after["snapshots_created"] = [], created
     rescued = {(row["peer"], row["target"]) for row in rows if row["rescue"]}
     for peer, transfers in plans:
         for item in transfers:
@@ -368,17 +425,19 @@ def main():
     zfs = Runner(module, "zfs")
     try:
         peers = resolve_peers(params)
-        sources = read_sources(zfs, params["datasets"])
+        created, sources = plan_snapshots(params, read_sources(zfs, params["datasets"]))
         readers = [Peer(module, params, peer, zfs.commands) for peer in peers]
         states = stream.run_parallel([reader.read_state for reader in readers])
         plans, notes, in_sync = plan(params, peers, sources, states)
+        take_snapshots(zfs, created)
         rows, totals, wall, errors = apply(module, params, plans, zfs)
     except (CommandError, StateError) as error:
         extra = error.to_result() if isinstance(error, CommandError) else {}
         module.fail_json(msg=getattr(error, "msg", str(error)), commands=zfs.commands, **extra)
     result = dict(
-        changed=bool(rows),
+        changed=bool(rows or created),
         commands=zfs.commands,
+        snapshots_created=created,
         transfers=rows,
         in_sync=in_sync,
         bytes_sent=sum(row["bytes_sent"] for row in rows),
@@ -394,8 +453,8 @@ def main():
             **first.to_result(),
             **result,
         )
-    if rows:
-        result["diff"] = build_diff(plans, rows)
+    if rows or created:
+        result["diff"] = build_diff(plans, rows, created)
     module.exit_json(**result)
 
 
