@@ -7,6 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: carp
 short_description: Read or force the CARP state, advskew and demotion of one vhid on a FreeBSD node
+version_added: 0.1.0
 description:
   - Reads one CARP vhid of one interface (C(ifconfig <interface>)) and the node's C(net.inet.carp) sysctls, and
     returns its state (V(MASTER), V(BACKUP) or V(INIT)), advskew, advbase, addresses, and the node's demotion and

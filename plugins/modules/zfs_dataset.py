@@ -7,6 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zfs_dataset
 short_description: Create, rename, set properties of, mount and destroy a ZFS filesystem
+version_added: 0.1.0
 description:
   - Manages one ZFS filesystem or volume named O(name) - its existence, its locally set properties, whether it is
     mounted and whether its encryption key is loaded.

@@ -7,6 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zfs_role
 short_description: Make a node the single writer of a resource's ZFS datasets, or fence it read-only
+version_added: 0.1.0
 description:
   - Puts every dataset of a resource on this node in one role with one module call, whatever the number of datasets.
   - V(primary) loads the encryption key where it is not loaded, sets the mountpoint asked for, sets C(readonly=off),

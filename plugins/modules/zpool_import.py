@@ -7,6 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zpool_import
 short_description: Import or export a ZFS pool, refusing pools the import listing says cannot be imported
+version_added: 0.1.0
 description:
   - Imports (C(zpool import)) or exports (C(zpool export)) one pool, for example the pool on C(/dev/hast/<resource>)
     during a HAST failover.
