@@ -4,9 +4,12 @@
 
 from __future__ import annotations
 
-import time
+import os
 
-from conftest import ORIGIN, REPLICA, labctl
+import pytest
+from zfs_pair_lab import ORIGIN, REPLICA, labctl
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 
 def test_planned_failover_keeps_every_byte_and_leaves_one_writer(pair):
@@ -57,17 +60,25 @@ def test_a_returning_old_writer_is_fenced_before_anything_else(pair):
     assert "is not running" in pair.sh("f0", "service nfsd onestatus", check=False)
 
 
-def test_an_interrupted_failover_finishes_on_re_run_and_never_has_two_writers(pair):
+def test_failover_and_failback_killed_after_each_change_finish_on_re_run(pair, tmp_path):
+    """Kill each runbook after its 1st, 2nd, ... changed step; the re-run finishes; never two writers."""
     before = pair.checksums("f0")
-    for delay in (2.0, 4.0, 6.0):
-        run = pair.popen_runbook("failover", "-e", "ha_target=f1")
-        time.sleep(delay)
-        run.kill()
-        run.wait()
-        assert len(pair.writable()) <= 1
-    pair.runbook("failover", "-e", "ha_target=f1")
-    assert pair.writable() == ["f1"]
-    assert pair.checksums("f1") == before
+    killed_at = {"failover": [], "failback": []}
+    for changes in range(1, 20):
+        for runbook, target in (("failover", "f1"), ("failback", "f0")):
+            step = pair.killed_runbook(runbook, changes, "-e", f"ha_target={target}", log=tmp_path / "kill.json")
+            assert len(pair.writable()) <= 1, f"two writers after {runbook} was killed after {step!r}"
+            if step is not None:
+                killed_at[runbook].append(step)
+                pair.runbook(runbook, "-e", f"ha_target={target}")
+            assert pair.writable() == [target], f"{runbook} killed after {step!r} and re-run"
+            assert pair.checksums(target) == before
+        if not any(killed_at[runbook] and len(killed_at[runbook]) == changes for runbook in killed_at):
+            break
+    # Every changed step was a kill point: fencing, sending, promoting and starting services at least.
+    for steps in killed_at.values():
+        assert len(steps) >= 4, steps
+        assert any("Promote the target" in step for step in steps), steps
 
 
 def test_a_failover_to_an_unknown_resource_is_refused_before_any_change(pair):
