@@ -17,7 +17,7 @@ export PATH
 
 conf=${FREEBSD_HA_GUARD_CONF:-/usr/local/etc/freebsd_ha/guard.conf}
 key=${FREEBSD_HA_GUARD_KEY:-/usr/local/etc/freebsd_ha/guard_ed25519}
-wait=${FREEBSD_HA_GUARD_WAIT:-30}
+wait=${FREEBSD_HA_GUARD_WAIT:-60}
 override_dir=${FREEBSD_HA_GUARD_OVERRIDE_DIR:-/usr/local/etc/rc.conf.d}
 marker="# freebsd_ha.storage:boot_guard"
 # carp(4): advskew + demotion is capped at 240, the value a fully demoted node advertises.
@@ -75,7 +75,7 @@ local_objection() {
 # Why a peer's report keeps this node from staying the writer of epoch $3 (empty: it does not).
 peer_objection() {
 	peer=$1; self=$2; epoch=$3; out=$4
-	[ -n "$out" ] || { echo "$peer gave no record"; return; }
+	[ -n "$out" ] || { echo "$peer gave no record ($(tail -1 "$errors" 2>/dev/null))"; return; }
 	# The loop runs in a pipeline's subshell: it reports the first objection and stops.
 	echo "$out" | while read -r ds w e ro s; do
 		[ "$w" = missing ] && continue
@@ -87,9 +87,10 @@ peer_objection() {
 	done
 }
 
+# The peer's authorized_keys runs "boot_guard report" for this key whatever is asked (a forced command).
+# Its stderr goes to $errors, so an objection can say why a peer gave no record.
 ask_peer() {
-	# The peer's authorized_keys runs "boot_guard report" for this key whatever is asked (a forced command).
-	ssh -n -i "$key" -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=5 "root@$1" "$2" 2>/dev/null
+	ssh -n -i "$key" -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=5 "root@$1" "$2" 2>"$errors"
 }
 
 rcvar_of() {
@@ -130,6 +131,7 @@ fence() {
 
 check() {
 	[ -r "$conf" ] || { say "no $conf: nothing to guard"; return 0; }
+	errors=$(mktemp -t freebsd_ha_guard.XXXXXX) || errors=/dev/null
 	held=""; released=""
 	# One pass per resource; a service any fenced resource needs is held even if another resource releases it.
 	while IFS='|' read -r res self datasets services origin carp peers; do
@@ -168,6 +170,7 @@ check() {
 	for svc in $released; do
 		case " $held " in *" $svc "*) ;; *) release_service "$svc" ;; esac
 	done
+	[ "$errors" = /dev/null ] || rm -f "$errors"
 	return 0
 }
 
