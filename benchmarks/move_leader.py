@@ -47,7 +47,8 @@ def seed(root, count, size_mb):
             for f in f1 f2; do
                 ssh $f zfs create -p -o mountpoint=none $(dirname $ds)
                 zfs send $ds@seed | ssh $f zfs recv -u $ds
-                ssh $f "zfs set readonly=on $ds && zfs set freebsd-ha:writer=f0 $ds && zfs set freebsd-ha:epoch=1 $ds"
+                ssh $f "zfs set readonly=on $ds && zfs set mountpoint=/bench/${{ds#zdata/}} $ds \\
+                    && zfs set freebsd-ha:writer=f0 $ds && zfs set freebsd-ha:epoch=1 $ds"
             done
             dd if=/dev/urandom of=/bench/${{ds#zdata/}}/new bs=64k count=1 status=none
         done""",
@@ -60,7 +61,12 @@ def inventory_for(names):
     (directory / "group_vars").mkdir()
     hosts = "".join(f"        {name}:\n" for name in NODES)
     (directory / "hosts.yml").write_text(f"all:\n  children:\n    ring:\n      hosts:\n{hosts}")
-    resource = {"backend": "zfs", "nodes": NODES, "primary": "f0", "datasets": [{"name": name} for name in names]}
+    resource = {
+        "backend": "zfs",
+        "nodes": NODES,
+        "primary": "f0",
+        "datasets": [{"name": name, "mountpoint": f"/bench/{name[len('zdata/') :]}"} for name in names],
+    }
     (directory / "group_vars" / "all.yml").write_text(yaml.safe_dump({"ha_resources": {"bench": resource}}))
     return directory
 
