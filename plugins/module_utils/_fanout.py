@@ -13,8 +13,9 @@ from ansible_collections.freebsd_ha.storage.plugins.module_utils._command import
 from ansible_collections.freebsd_ha.storage.plugins.module_utils._zfs import ParseError, parse_get
 
 _MISSING_RE = re.compile(r"^cannot open '(.+)': dataset does not exist$")
-# Shell separator between the two zfs commands of a peer's single ssh read; never quoted.
+# Shell separators between the zfs commands of one ssh call; never quoted.
 REMOTE_SEPARATOR = ";"
+REMOTE_AND = "&&"
 
 
 def parent_of(dataset):
@@ -120,3 +121,29 @@ def summarise_transfer(peer, transfer, result):
         "duration": round(result.get("duration", 0.0), 3),
         "rescue": result.get("rescue"),
     }
+
+
+def plan_properties(state, targets, wanted):
+    """Return [{target, property, before, after}] for each wanted property whose local value differs on a target.
+
+    A target that does not exist yet (it is received in full) gets every property; before is then None.
+    """
+    changes = []
+    for target in targets:
+        current = state[target]["props"]["local"] if state[target]["exists"] else {}
+        for prop, value in sorted(wanted.items()):
+            if current.get(prop) != str(value):
+                changes.append({"target": target, "property": prop, "before": current.get(prop), "after": str(value)})
+    return changes
+
+
+def build_peer_set_argv(ssh_options, host, changes):
+    """Return one ssh call running `zfs set <prop>=<value> <targets>...` per property and value, joined by &&."""
+    groups = {}
+    for change in changes:
+        groups.setdefault((change["property"], change["after"]), []).append(change["target"])
+    argv = [*ssh_options, host]
+    for index, ((prop, value), targets) in enumerate(sorted(groups.items())):
+        argv += ([REMOTE_AND] if index else []) + ["zfs", "set", shlex.quote(f"{prop}={value}")]
+        argv += [shlex.quote(target) for target in targets]
+    return argv

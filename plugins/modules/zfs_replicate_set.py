@@ -52,6 +52,13 @@ options:
       - In check mode the snapshots are planned and the transfers planned as if they existed.
     type: bool
     default: false
+  target_properties:
+    description:
+      - User properties (C(module:property)) set on every target of every peer, after its receive, wherever the
+        local value differs, for example the writer and epoch a follower follows (C(freebsd-ha:writer),
+        C(freebsd-ha:epoch)). One ssh call per peer sets them all.
+    type: dict
+    default: {}
   peers:
     description: The receiving hosts; each is read once and gets every dataset.
     type: list
@@ -128,6 +135,12 @@ snapshots_created:
   type: list
   elements: str
   sample: ["tank/www@ha_move_e4", "tank/www/db@ha_move_e4"]
+properties_set:
+  description: The target properties set (or planned), as C(<peer>:<target> <property>=<value>).
+  returned: always
+  type: list
+  elements: str
+  sample: ["f1:tank/www freebsd-ha:epoch=4"]
 in_sync:
   description: The datasets already holding the snapshot on a peer, as C(<peer>:<target>), nothing sent.
   returned: always
@@ -193,6 +206,7 @@ def build_module():
             datasets=dict(type="list", elements="str", required=True),
             snapshot=dict(type="str"),
             create_snapshot=dict(type="bool", default=False),
+            target_properties=dict(type="dict", default={}),
             peers=dict(
                 type="list",
                 elements="dict",
@@ -215,6 +229,9 @@ def resolve_peers(params):
     """Return the peers with name, targets for every dataset and discard_target_changes filled in; validate names."""
     for name in params["datasets"]:
         validate_dataset_name(name)
+    for prop in params["target_properties"]:
+        if ":" not in prop:
+            raise StateError(f"target_properties: {prop!r} is not a user property (module:property)")
     peers, seen = [], set()
     for entry in params["peers"]:
         unknown = sorted(set(entry["targets"]) - set(params["datasets"]))
@@ -318,7 +335,8 @@ def take_snapshots(zfs, missing):
 
 
 def plan(params, peers, sources, states):
-    """Return [(peer, transfers)] and the notes; raise StateError naming every refusal of every peer."""
+    """Return [(peer, transfers, property changes)], the notes and the targets in sync; raise StateError naming
+    every refusal of every peer."""
     plans, notes, refusals, in_sync = [], [], [], []
     for peer, state in zip(peers, states):
         transfers, refused = fanout.plan_peer(
@@ -331,14 +349,20 @@ def plan(params, peers, sources, states):
             ]
             if item["plan"]["mode"] == "none":
                 in_sync.append(f"{peer['name']}:{item['target']}")
-        plans.append((peer, [item for item in transfers if item["plan"]["mode"] != "none"]))
+        sending = [item for item in transfers if item["plan"]["mode"] != "none"]
+        changes = fanout.plan_properties(state, list(peer["targets"].values()), params["target_properties"])
+        plans.append((peer, sending, changes))
     if refusals:
         raise StateError("refusing to send, nothing was changed: " + " | ".join(refusals))
     return plans, notes, in_sync
 
 
-def send_to_peer(params, zfs, peer_zfs, peer, transfers):
-    """Send every planned dataset to one peer in order; return (rows, error or None). Runs in its own thread."""
+def send_to_peer(params, zfs, peer_zfs, work):
+    """Send every planned dataset to one peer in order, then set its properties; return (rows, error or None).
+
+    work: (peer, transfers, property changes) from plan(). Runs in its own thread.
+    """
+    peer, transfers, changes = work
     rows, created = [], set()
     for item in transfers:
         replication, props, result = item["plan"], item["state"]["props"], {}
@@ -374,19 +398,21 @@ def send_to_peer(params, zfs, peer_zfs, peer, transfers):
             error.msg = f"{peer['name']}: {error.msg}{hint}"
             return rows, error
         rows.append(fanout.summarise_transfer(peer, item, result))
+    if changes:
+        try:
+            peer_zfs.runner.change(fanout.build_peer_set_argv(peer_zfs.options, peer["host"], changes))
+        except CommandError as error:
+            error.msg = f"{peer['name']}: {error.msg}"
+            return rows, error
     return rows, None
 
 
 def apply(module, params, plans, zfs):
     """Run every peer's transfers in parallel; return (rows, per-peer totals, wall seconds, errors)."""
     jobs = [
-        (
-            lambda peer=peer, items=items: send_to_peer(
-                params, zfs, Peer(module, params, peer, zfs.commands), peer, items
-            )
-        )
-        for peer, items in plans
-        if items
+        (lambda work=work: send_to_peer(params, zfs, Peer(module, params, work[0], zfs.commands), work))
+        for work in plans
+        if work[1] or work[2]
     ]
     started = time.monotonic()
     outcomes = stream.run_parallel(jobs)
@@ -399,7 +425,7 @@ def apply(module, params, plans, zfs):
             "datasets_sent": sum(1 for row in rows if row["peer"] == peer["name"]),
             "duration": round(sum(row["duration"] for row in rows if row["peer"] == peer["name"]), 3),
         }
-        for peer, _transfers in plans
+        for peer, _transfers, _changes in plans
     }
     return rows, totals, round(wall, 3), errors
 
@@ -409,7 +435,10 @@ def build_diff(plans, rows, created):
     if created:
         before["snapshots_created"], after["snapshots_created"] = [], created
     rescued = {(row["peer"], row["target"]) for row in rows if row["rescue"]}
-    for peer, transfers in plans:
+    for peer, transfers, changes in plans:
+        for change in changes:
+            key = f"{peer['name']}:{change['target']} {change['property']}"
+            before[key], after[key] = change["before"], change["after"]
         for item in transfers:
             key = f"{peer['name']}:{item['target']}"
             names = [snap["snapshot"] for snap in item["state"]["snapshots"]]
@@ -434,8 +463,14 @@ def main():
     except (CommandError, StateError) as error:
         extra = error.to_result() if isinstance(error, CommandError) else {}
         module.fail_json(msg=getattr(error, "msg", str(error)), commands=zfs.commands, **extra)
+    properties = [
+        f"{peer['name']}:{change['target']} {change['property']}={change['after']}"
+        for peer, _transfers, changes in plans
+        for change in changes
+    ]
     result = dict(
-        changed=bool(rows or created),
+        changed=bool(rows or created or properties),
+        properties_set=properties,
         commands=zfs.commands,
         snapshots_created=created,
         transfers=rows,
@@ -453,7 +488,7 @@ def main():
             **first.to_result(),
             **result,
         )
-    if rows or created:
+    if result["changed"]:
         result["diff"] = build_diff(plans, rows, created)
     module.exit_json(**result)
 
