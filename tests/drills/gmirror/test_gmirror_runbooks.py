@@ -54,7 +54,8 @@ def test_planned_failover_and_rejoin_of_the_old_master_keep_every_byte(pair):
 
 
 def test_unplanned_failover_needs_the_acknowledgement_and_keeps_what_reached_the_standby(pair):
-    pair.sh("f1", "head -c 1000000 /dev/urandom > /gmpool/before-crash && sync")
+    # A snapshot commits ZFS's open transaction group: the file is then on the mirror, not only in memory.
+    pair.sh("f1", "head -c 1000000 /dev/urandom > /gmpool/before-crash && zfs snapshot gmpool@before-crash")
     before = pair.data("f1")
     labctl("crash", "f1")
     refused = pair.runbook("failover", check=False)
