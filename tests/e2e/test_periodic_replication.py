@@ -177,14 +177,7 @@ def test_after_a_move_the_new_leaders_job_takes_over(lab):
     playbook = ROOT / "playbooks" / "move_leader.yml"
     if not playbook.exists():
         playbook = ROOT / "playbooks" / "failover.yml"
-    try:
-        ansible_playbook(playbook, "-e", "ha_resource=svc", "-e", "ha_target=f1")
-    except AssertionError as failure:
-        # zfs_role takes the final snapshot of all datasets in one `zfs snapshot a@s b@s` (atomic on OpenZFS);
-        # zfs-fuse takes one argument. Only that known runbook limitation in the lab is an expected failure.
-        if "too many arguments" not in str(failure):
-            raise
-        pytest.xfail("the runbook's multi-dataset final snapshot fails on zfs-fuse (too many arguments)")
+    ansible_playbook(playbook, "-e", "ha_resource=svc", "-e", "ha_target=f1")
     assert writable("f1") == DATASETS and writable("f0") == writable("f2") == []
     sh("f1", "dd if=/dev/urandom of=/svc/a/after-move bs=1k count=200 status=none")
     for node in NODES:  # every node's job runs, as cron runs them; only f1 may send
