@@ -19,7 +19,9 @@ from ansible_collections.freebsd_ha.storage.tests.unit.roles.role_helpers import
     walk_options,
 )
 
-ROLES = ["zrepl", "zfskeys"]
+ROLES = ["carp", "ggated", "hast", "zfs_push", "zfskeys", "zrepl"]
+# ggated's page keeps a hand-written table, checked against its spec by its own unit test.
+GENERATED_DOCS = [role for role in ROLES if role != "ggated"]
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -53,7 +55,7 @@ def test_required_if_rules_name_existing_suboptions_and_choices(role):
 
 def test_role_docs_are_generated_from_the_argument_specs():
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "role-docs"), "--check", *ROLES],
+        [sys.executable, str(ROOT / "scripts" / "role-docs"), "--check", *GENERATED_DOCS],
         check=False,
         capture_output=True,
         text=True,
