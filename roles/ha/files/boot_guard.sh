@@ -17,7 +17,7 @@ export PATH
 
 conf=${FREEBSD_HA_GUARD_CONF:-/usr/local/etc/freebsd_ha/guard.conf}
 key=${FREEBSD_HA_GUARD_KEY:-/usr/local/etc/freebsd_ha/guard_ed25519}
-wait=${FREEBSD_HA_GUARD_WAIT:-60}
+wait=${FREEBSD_HA_GUARD_WAIT:-30}
 override_dir=${FREEBSD_HA_GUARD_OVERRIDE_DIR:-/usr/local/etc/rc.conf.d}
 marker="# freebsd_ha.storage:boot_guard"
 # carp(4): advskew + demotion is capped at 240, the value a fully demoted node advertises.
