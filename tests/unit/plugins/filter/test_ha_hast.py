@@ -209,7 +209,7 @@ def test_a_split_brain_refuses_every_runbook_but_resync_and_names_it():
     for runbook in ("status", "failover", "rejoin", "provision"):
         result = ha_hast_assess(states, resolved(), runbook, "f1")
         assert not result["safe"]
-        assert "resync.yml -e ha_target=f1 -e ha_confirm_discard=f0" in " ".join(result["reasons"])
+        assert "resync.yml -e ha_target=f1 -e ha_confirm_resync=f0" in " ".join(result["reasons"])
         assert result["stale"] == []
     assert "both copies were written since their last sync" in result["split_brain"][0]
 
@@ -222,7 +222,7 @@ def test_a_resync_shows_what_the_loser_loses_and_needs_the_confirmation():
     refused = ha_hast_assess(states, resolved(), "resync", "f1")
     assert refused["reasons"] == [
         "resync keeps f1's data and throws away f0's (every write f0 made since the last sync with f1; its provider "
-        "is re-initialised (hastctl create) and copied in full from f1); confirm with -e ha_confirm_discard=f0"
+        "is re-initialised (hastctl create) and copied in full from f1); confirm with -e ha_confirm_resync=f0"
     ]
     assert refused["loses"]["pool_writer"] == "f0" and refused["loses"]["dirty_bytes"] == 6291456
     assert refused["loses"]["wrote_since_last_sync"]
