@@ -92,11 +92,39 @@ def plan_peer(peer, sources, state, snapshot, *, create_parent):
                 resume_token=current["props"]["resume_token"] if current["exists"] else None,
                 target_children=current["children"],
             )
+            if plan["mode"] == "none" and peer["discard_target_changes"]:
+                plan = plan_rollback_only(plan, target, current)
         except StateError as error:
             refusals.append(f"{peer['name']}: {error}")
             continue
         transfers.append({"source": source, "target": target, "plan": plan, "state": current})
     return transfers, refusals
+
+
+def plan_rollback_only(plan, target, current):
+    """Return the plan for a target that holds the snapshot to send but may have changed after it.
+
+    With discard_target_changes such a target (a returning old writer) must still be set back to that
+    snapshot: mode "rollback" keeps its later snapshots and writes in a rescue and sends nothing. Where
+    zfs cannot tell whether it was written (no `written`, zfs-fuse) it is assumed modified.
+    """
+    held = next(snap for snap in current["snapshots"] if snap["guid"] == plan["common_guid"])
+    newer = [snap["snapshot"] for snap in current["snapshots"] if snap["createtxg"] > held["createtxg"]]
+    written = current["props"]["written"]
+    if not newer and written == 0:
+        return plan
+    if current["children"]:
+        raise StateError(
+            f"target '{target}' has child datasets ({', '.join(current['children'])}); the rescue renames the target "
+            "and would move them with it. Move the children or clean up the target by hand."
+        )
+    return dict(
+        plan,
+        mode="rollback",
+        rescue_needed=True,
+        would_destroy={"snapshots": newer, "written": written, "written_known": written is not None},
+        notes=[f"target has @{plan['common']} but may have changed after it: kept in a rescue, set back to it"],
+    )
 
 
 def needs_readonly(transfer, rescue, wanted):

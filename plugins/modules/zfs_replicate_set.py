@@ -123,7 +123,10 @@ commands:
   elements: list
   sample: [["/sbin/zfs", "send", "-I", "tank/www@a", "tank/www@b", "|", "ssh", "-o", "BatchMode=yes", "10.0.0.2", "zfs", "recv", "-u", "tank/www"]]
 transfers:
-  description: One row per dataset and peer that was (or would be) sent; mode is full or incremental.
+  description:
+    - One row per dataset and peer that was (or would be) sent; mode is full or incremental.
+    - Mode rollback, with O(peers[].discard_target_changes), for a target that already held the snapshot but may
+      have changed after it: it was kept in a rescue and set back to the snapshot; nothing was sent.
   returned: always
   type: list
   elements: dict
@@ -381,6 +384,11 @@ def send_to_peer(params, zfs, peer_zfs, work):
                 )
                 for step in steps:
                     peer_zfs.change(step)
+            if replication["mode"] == "rollback":
+                if fanout.needs_readonly(item, result.get("rescue"), params["target_readonly"]):
+                    peer_zfs.change(["set", "readonly=on", item["target"]])
+                rows.append(fanout.summarise_transfer(peer, item, result))
+                continue
             send = repl.build_send_argv(
                 replication["to"],
                 from_snapshot=replication["from"],
