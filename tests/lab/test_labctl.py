@@ -205,6 +205,16 @@ def test_readonly_on_a_mounted_replica_is_enforced_and_reported_as_freebsd_does(
     assert node("f1", "zfs get -H -o source readonly zdata/sink/f0/src").stdout.split() != ["local"]
 
 
+def test_several_snapshots_in_one_call_are_taken_all_or_none_as_openzfs_does(lab):
+    node("f2", "zfs create -p zdata/multi/a && zfs create zdata/multi/b")
+    node("f2", "zfs snapshot zdata/multi/a@one zdata/multi/b@one")
+    listed = node("f2", "zfs list -H -t snapshot -o name -r zdata/multi").stdout.split()
+    assert listed == ["zdata/multi/a@one", "zdata/multi/b@one"]
+    refused = node("f2", "zfs snapshot zdata/multi/a@two zdata/multi/nosuch@two", check=False)
+    assert refused.returncode != 0 and "dataset does not exist" in refused.stderr
+    assert "zdata/multi/a@two" not in node("f2", "zfs list -H -t snapshot -o name -r zdata/multi").stdout
+
+
 def test_ssh_between_nodes_comes_from_the_node_address(lab):
     assert node("f0", "ssh f2 hostname").stdout.strip() == "f2"
     assert f"from {NET}.1 " in (LAB_DIR / "nodes/f2/logs/sshd.log").read_text()
