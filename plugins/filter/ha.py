@@ -118,6 +118,8 @@ def _node_view(resource, node, info):
             "writer": None if row.get("freebsd-ha:writer", "-") == "-" else row["freebsd-ha:writer"],
             "epoch": int(epoch) if str(epoch).isdigit() else 0,
             "snapshots": own,
+            # Bytes changed after the newest snapshot (zfs_info written: true); None when not read.
+            "written": row.get("written"),
         }
     writable = [d["name"] for d in datasets.values() if not d["readonly"]]
     recorded = max((d["epoch"] for d in datasets.values()), default=0)
@@ -211,15 +213,10 @@ def ha_assess(states, resource, runbook="status", target=None, accept_data_loss=
                         f"{replica['name']} on {node} shares no snapshot with {source_dataset['name']} on {reference}: "
                         "run resync.yml (a full re-seed)"
                     )
-                elif extra:
-                    names = ", ".join(s["name"] for s in extra)
+                elif extra or (replica["readonly"] and replica["written"]):
                     if node not in diverged:
                         diverged.append(node)
-                    message = (
-                        f"{replica['name']} on {node} has snapshots newer than the last common one "
-                        f"@{common['name'].split('@', 1)[1]}: {names}. Run rejoin.yml or failback.yml (both keep "
-                        "them in a rescue) or resync.yml"
-                    )
+                    message = _divergence(replica, node, common, extra)
                     (warnings if _rescued(runbook, node, target, accept_data_loss) else reasons).append(message)
     result = {
         "resource": resource["name"],
@@ -244,6 +241,22 @@ def ha_assess(states, resource, runbook="status", target=None, accept_data_loss=
     result["reasons"] = reasons
     result["safe"] = not reasons
     return result
+
+
+def _divergence(replica, node, common, extra):
+    """Say how a follower's copy left the writer's history, and the runbooks that repair it."""
+    if extra:
+        what = f"has snapshots newer than the last common one @{common['name'].split('@', 1)[1]}: " + ", ".join(
+            s["name"] for s in extra
+        )
+    else:
+        # A read-only copy changed behind replication's back (readonly=off, a write, readonly=on): the next
+        # incremental receive would fail with "destination has been modified since most recent snapshot".
+        what = f"was written to after its newest snapshot ({replica['written']} bytes changed)"
+    return (
+        f"{replica['name']} on {node} {what}. Run rejoin.yml or failback.yml (both keep it in a rescue), or "
+        f"resync.yml -e ha_confirm_resync={node} -e ha_resync_force=true (a re-seed that keeps the old copy)"
+    )
 
 
 def _rescued(runbook, node, target, accept_data_loss):

@@ -253,6 +253,43 @@ def parse_get(text):
     return result
 
 
+def build_written_argv(datasets, newest_snapshots, exact):
+    """Return the `get` argv that tells what each dataset gained after its newest snapshot.
+
+    exact: zfs has the `written` property (OpenZFS): read it on the datasets. Otherwise (zfs-fuse) read
+    `referenced` on the datasets and on their newest snapshots, to compare.
+    """
+    if exact:
+        return build_get_argv(datasets, ["written"], parsable=True)
+    return build_get_argv([*datasets, *newest_snapshots], ["referenced"], parsable=True)
+
+
+def written_since_newest_snapshot(text, newest, exact):
+    """Return {dataset: bytes changed after its newest snapshot, or None when it has no snapshot}.
+
+    newest: {dataset: its newest snapshot's full name, or None}. Where zfs has no `written` the figure is the
+    difference of `referenced` between the dataset and that snapshot: any write that changes the space a
+    dataset refers to shows, an overwrite in place of exactly as many bytes does not.
+    """
+    values = parse_get(text)
+
+    def number(name, prop):
+        try:
+            return int(values[name][prop]["value"])
+        except (KeyError, ValueError) as err:
+            raise ParseError(f"{name}: no numeric {prop} in zfs get output") from err
+
+    result = {}
+    for dataset, snapshot in newest.items():
+        if snapshot is None:
+            result[dataset] = None
+        elif exact:
+            result[dataset] = number(dataset, "written")
+        else:
+            result[dataset] = abs(number(dataset, "referenced") - number(snapshot, "referenced"))
+    return result
+
+
 def parse_snapshot_properties(text):
     """Return snapshot dicts (as parse_snapshots) from `zfs get -H -p -o name,property,value,source
     guid,createtxg,creation,userrefs <roots>`, keeping only snapshots, in output order.

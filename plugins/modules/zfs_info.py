@@ -51,6 +51,16 @@ options:
     description: Return the snapshots of the listed datasets in RV(snapshots).
     type: bool
     default: true
+  written:
+    description:
+      - Add to each dataset of RV(datasets) the key C(written), the bytes it changed after its newest snapshot
+        (null when it has none), and return RV(written_exact). A read-only replica with C(written) above zero was
+        written to behind replication's back, and an incremental receive into it would fail.
+      - Needs O(snapshots=true). One more C(zfs get) call for all the datasets.
+      - Where zfs has the C(written) property it is read as is; elsewhere (zfs-fuse) it is the difference of
+        C(referenced) between the dataset and its newest snapshot, which misses an overwrite in place of as many bytes.
+    type: bool
+    default: false
   holds:
     description:
       - Return the user holds of snapshots whose C(userrefs) is above zero in RV(holds).
@@ -109,6 +119,11 @@ holds:
   elements: dict
   returned: always (empty when not requested or not supported)
   sample: [{"snapshot": "tank/nfs@a", "tag": "zrepl_last_received_J_nfs", "timestamp": "Sat Nov 21 13:29 2026"}]
+written_exact:
+  description: Whether the C(written) figures of RV(datasets) are zfs's own (true) or estimated from C(referenced).
+  type: bool
+  returned: when O(written=true)
+  sample: false
 capabilities:
   description: What the host's zfs supports, from the probe.
   type: dict
@@ -150,7 +165,7 @@ def read_state(runner, params):
     columns = ["name", *params["properties"]]
     argv = _zfs.build_list_argv(roots, columns, params["types"], params["recursive"], caps.list_parsable)
     datasets = _zfs.parse_list(read_or_explain(runner, argv), columns)
-    snapshots, holds, warnings = [], [], []
+    snapshots, warnings = [], []
     if params["snapshots"]:
         depth = None if params["recursive"] else 1
         if caps.list_parsable:
@@ -163,13 +178,31 @@ def read_state(runner, params):
                 for row in _zfs.parse_snapshot_properties(read_or_explain(runner, argv))
                 if params["recursive"] or row["dataset"] in roots
             ]
+    state = {"datasets": datasets, "snapshots": snapshots, "holds": [], "capabilities": caps.to_dict()}
+    if params["written"]:
+        state["written_exact"] = read_written(runner, datasets, snapshots, caps.written)
     if params["holds"]:
         held = [row["name"] for row in snapshots if row["userrefs"]]
         if not caps.holds_listing:
             warnings.append("this zfs cannot list holds (no `zfs holds`); holds not returned, see userrefs")
         elif held:
-            holds = _zfs.parse_holds(runner.read(_zfs.build_holds_argv(held)).stdout)
-    return {"datasets": datasets, "snapshots": snapshots, "holds": holds, "capabilities": caps.to_dict()}, warnings
+            state["holds"] = _zfs.parse_holds(runner.read(_zfs.build_holds_argv(held)).stdout)
+    return state, warnings
+
+
+def read_written(runner, datasets, snapshots, exact):
+    """Add `written` to every dataset row; return whether the figures are zfs's own."""
+    if not datasets:
+        return exact
+    newest = {}
+    for row in datasets:
+        own = [snap for snap in snapshots if snap["dataset"] == row["name"]]
+        newest[row["name"]] = max(own, key=lambda snap: snap["createtxg"])["name"] if own else None
+    argv = _zfs.build_written_argv(list(newest), [name for name in newest.values() if name], exact)
+    written = _zfs.written_since_newest_snapshot(runner.read(argv).stdout, newest, exact)
+    for row in datasets:
+        row["written"] = written[row["name"]]
+    return exact
 
 
 def main():
@@ -186,6 +219,7 @@ def main():
             "properties": {"type": "list", "elements": "str", "default": []},
             "snapshots": {"type": "bool", "default": True},
             "holds": {"type": "bool", "default": False},
+            "written": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -193,6 +227,8 @@ def main():
     try:
         if module.params["holds"] and not module.params["snapshots"]:
             raise StateError("holds: true needs snapshots: true (holds are read for snapshots with userrefs > 0)")
+        if module.params["written"] and not module.params["snapshots"]:
+            raise StateError("written: true needs snapshots: true (it is measured against the newest snapshot)")
         if not module.params["roots"]:
             raise StateError("roots must name at least one dataset")
         state, warnings = read_state(runner, module.params)

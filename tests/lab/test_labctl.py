@@ -215,6 +215,15 @@ def test_several_snapshots_in_one_call_are_taken_all_or_none_as_openzfs_does(lab
     assert "zdata/multi/a@two" not in node("f2", "zfs list -H -t snapshot -o name -r zdata/multi").stdout
 
 
+def test_written_is_what_a_dataset_changed_after_its_newest_snapshot_as_openzfs_reports_it(lab):
+    node("f2", "zfs create -p zdata/wr && zfs snapshot zdata/wr@base")
+    node("f2", "dd if=/dev/urandom of=/zdata/wr/new bs=1k count=100 status=none && zfs set readonly=on zdata/wr")
+    written = int(node("f2", "zfs get -H -p -o value written zdata/wr").stdout)
+    assert 100 * 1024 <= written < 200 * 1024
+    node("f2", "zfs snapshot zdata/wr@after")
+    assert node("f2", "zfs get -H -p -o value written zdata/wr").stdout.strip() == "0"
+
+
 def test_ssh_between_nodes_comes_from_the_node_address(lab):
     assert node("f0", "ssh f2 hostname").stdout.strip() == "f2"
     assert f"from {NET}.1 " in (LAB_DIR / "nodes/f2/logs/sshd.log").read_text()

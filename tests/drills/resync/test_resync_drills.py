@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from resync_lab import ORIGIN, REPLICA, report
 
 FORCE_WRITE = (
@@ -81,11 +80,6 @@ def test_resync_killed_at_any_moment_finishes_on_re_run_with_one_writer_and_one_
     assert done["writer"] == "f0"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="H3/lead: the preflight does not see writes into the replica on zfs-fuse (no 'written'); failover fences "
-    "the writer, fails at the send and leaves no writer, and status does not warn",
-)
 def test_a_write_forced_into_the_replica_is_refused_by_failover_and_named_by_status(pair):
     pair.sh("f1", FORCE_WRITE.format(name=REPLICA))
     assert "resync" in pair.runbook("status").stdout.split("WARNING", 1)[-1]

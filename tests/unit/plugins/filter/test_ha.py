@@ -99,6 +99,27 @@ def test_an_unplanned_failover_needs_the_acknowledgement():
     assert accepted["safe"] and accepted["next_epoch"] == 3
 
 
+def test_a_write_forced_into_the_read_only_replica_refuses_failover_and_names_the_repairs():
+    resource = ha_resource(RESOURCES)
+    snapshots = [("zrepl_20261121_120000_000", 10, 5)]
+    writer = info("zdata/enc/nfsdata", "off", "f0", "1", snapshots)
+    replica = info(REPLICA, "on", "f0", "1", snapshots)
+    replica["datasets"][0]["written"] = 102400
+    judged = ha_assess({"f0": writer, "f1": replica}, resource, "failover", "f1")
+    assert not judged["safe"] and judged["diverged"] == ["f1"]
+    assert "written to after its newest snapshot (102400 bytes changed)" in judged["reasons"][0]
+    assert "resync.yml -e ha_confirm_resync=f1 -e ha_resync_force=true" in judged["reasons"][0]
+    # Failback to a node written to that way keeps its copy in a rescue first: a warning, not a refusal.
+    origin = info("zdata/enc/nfsdata", "on", "f0", "1", snapshots)
+    origin["datasets"][0]["written"] = 102400
+    failback = ha_assess({"f0": origin, "f1": info(REPLICA, "off", "f1", "2", snapshots)}, resource, "failback", "f0")
+    assert failback["safe"] and "written to after its newest snapshot" in failback["warnings"][0]
+    # The writer's own writes after its newest snapshot are its live data, not a divergence.
+    writer["datasets"][0]["written"] = 4096
+    replica["datasets"][0]["written"] = 0
+    assert ha_assess({"f0": writer, "f1": replica}, resource, "failover", "f1")["safe"]
+
+
 # ---------------------------------------------------------------- N nodes (backend zfs): move, unplanned, rejoin
 
 RING = {
