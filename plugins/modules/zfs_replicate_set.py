@@ -126,7 +126,7 @@ transfers:
   description:
     - One row per dataset and peer that was (or would be) sent; mode is full or incremental.
     - Mode rollback, with O(peers[].discard_target_changes), for a target that already held the snapshot but may
-      have changed after it: it was kept in a rescue and set back to the snapshot; nothing was sent.
+      have changed after it; it was kept in a rescue and set back to the snapshot, and nothing was sent.
   returned: always
   type: list
   elements: dict

@@ -121,7 +121,7 @@ def snapshots_of(rows, dataset):
     """Return [{name, guid, createtxg}] of dataset's own snapshots (short names) from parse_get rows, oldest first."""
     found = []
     for name, props in rows.items():
-        owner, _, short = name.partition("@")
+        owner, _sep, short = name.partition("@")
         if owner != dataset or not short:
             continue
         values = [props.get(prop, "") for prop in SNAPSHOT_PROPERTIES]
@@ -288,7 +288,7 @@ def take_snapshots(local, datasets, name):
     """Snapshot every dataset as name: atomically in one call where zfs takes several (OpenZFS), else one by one
     (zfs-fuse takes one snapshot argument)."""
     wanted = [f"{dataset}@{name}" for dataset in datasets]
-    rc, _, err = local.runner([local.config["zfs"], "snapshot", *wanted])
+    rc, _out, err = local.runner([local.config["zfs"], "snapshot", *wanted])
     if rc == 0:
         return
     if len(wanted) == 1 or "too many arguments" not in err:

@@ -44,8 +44,9 @@ def read(name, snapshots, holds=(), **props):
     }
 
 
-def plan(source, replica, confirm="f1", force=False, assessment=ASSESSMENT):
-    return ha_resync_plan({"f0": source, "f1": replica}, RESOURCE, assessment, confirm, force, NOW)
+def plan(source, replica, confirm="f1", force=False, assessment=None):
+    judged = ASSESSMENT if assessment is None else assessment
+    return ha_resync_plan({"f0": source, "f1": replica}, RESOURCE, judged, confirm, force, NOW)
 
 
 def test_a_replica_without_a_common_snapshot_is_renamed_to_a_rescue_and_seeded_from_a_new_snapshot():
