@@ -57,8 +57,17 @@ class Pair:
         return self.sh(node, f"head -c {SLICE - 512} /dev/ada1p1 | sha256sum").split()[0]
 
     def writers(self):
-        """The answering nodes on which the pool on the mirror is imported (the only way to write the data)."""
-        return [n for n in ("f0", "f1") if self.answers(n) and "gmpool" in self.sh(n, "zpool list -H -o name")]
+        """The answering nodes on which the pool on the mirror is imported and usable (the only way to write the data).
+
+        A restarted node's zfs-fuse imports the pools in its cache at boot, before any mirror exists: such a pool
+        is FAULTED and writes nothing (it is exported when the node is fenced).
+        """
+        found = []
+        for node in ("f0", "f1"):
+            pools = self.sh(node, "zpool list -H -o name,health").split("\n") if self.answers(node) else []
+            if any(line.split()[:1] == ["gmpool"] and line.split()[1] in ("ONLINE", "DEGRADED") for line in pools):
+                found.append(node)
+        return found
 
     def record(self, node):
         return self.sh(node, "cat /var/db/freebsd_ha/data.json").strip()
