@@ -47,9 +47,9 @@ def test_a_runbook_without_a_named_resource_is_refused(fleet):
 
 
 def test_failover_of_one_named_resource_leaves_the_others_alone(fleet):
-    fleet.playbook("failover", "-e", "ha_resource=web")
-    assert writers(fleet) == {"nfs": ["f0"], "web": ["f3"], "db": ["f4"]}
-    assert fleet.carp("f3") == {2: "MASTER"} and fleet.carp("f0") == {1: "MASTER"}
+    fleet.playbook("failover", "-e", "ha_resource=nfs")
+    assert writers(fleet) == {"nfs": ["f1"], "web": ["f2"], "db": ["f4"]}
+    assert fleet.carp("f1") == {1: "MASTER"} and fleet.carp("f2") == {2: "MASTER"}
 
 
 def test_status_shows_every_resource_in_one_run(fleet, tmp_path):
@@ -57,9 +57,9 @@ def test_status_shows_every_resource_in_one_run(fleet, tmp_path):
     _, _, output = fleet.playbook("status", "-e", f"ha_status_json={target}")
     for line in (
         "resource db (zfs): writer f4, epoch 1",
-        "resource nfs (zrepl): writer f0, epoch 1",
-        "resource web (zrepl): writer f3, epoch 2",
+        "resource nfs (zrepl): writer f1, epoch 2",
+        "resource web (zrepl): writer f2, epoch 1",
     ):
         assert line in output
     document = json.loads(target.read_text())
-    assert sorted(document) == ["db", "nfs", "web"] and document["web"]["writer"] == "f3"
+    assert sorted(document) == ["db", "nfs", "web"] and document["nfs"]["writer"] == "f1"
