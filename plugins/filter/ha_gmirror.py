@@ -178,7 +178,7 @@ def _component(component):
 def _mirror(mirror, local, remote_units):
     if mirror is None:
         return None
-    reads, writes, _ = _mode_counts(mirror.get("mode"))
+    reads, writes, _failed = _mode_counts(mirror.get("mode"))
     components = [_component(c) for c in mirror["components"]]
     remote_names = {u["name"] for u in remote_units}
     return {
@@ -535,7 +535,7 @@ def ha_gmirror_node_read(host):
 def ha_gmirror_metadata(result, component):
     """Return the gmirror metadata of component from a registered `gmirror dump` result, or None when it has none."""
     errors = []
-    metadata, _ = _slice_metadata(result, component, errors)
+    metadata, _problem = _slice_metadata(result, component, errors)
     if errors:
         _fail("; ".join(errors))
     return metadata

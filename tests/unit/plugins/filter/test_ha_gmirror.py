@@ -139,7 +139,7 @@ def test_resource_section_is_normalised_with_the_peer_addresses_and_the_state_fi
 
 
 def test_per_node_slices_override_the_common_one():
-    _, gm = resolve(slices={"f1": "/dev/da1"})
+    _resource, gm = resolve(slices={"f1": "/dev/da1"})
     assert gm["slices"] == {"f0": "/dev/ada1p1", "f1": "/dev/da1"}
 
 
