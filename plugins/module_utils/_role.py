@@ -117,10 +117,16 @@ def plan_role(datasets, current, role, *, node=None, epoch=None, mounted=True, s
         before.setdefault(name, {})[key] = old
         after.setdefault(name, {})[key] = new
 
+    keys_loaded = set()
     for item in datasets:
         name, props = item["name"], current[item["name"]]
         if role == "primary" and _value(props, "keystatus") == "unavailable":
-            plan.append(["load-key", name])
+            # zfs loads a key only on its encryption root, once for every dataset under it.
+            root = _value(props, "encryptionroot")
+            key_of = root if root not in (None, "", "-") else name
+            if key_of not in keys_loaded:
+                plan.append(["load-key", key_of])
+                keys_loaded.add(key_of)
             record(name, "key_loaded", False, True)
         mountpoint = item.get("mountpoint")
         if mountpoint and _value(props, "mountpoint") != mountpoint:
