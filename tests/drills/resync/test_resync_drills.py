@@ -131,8 +131,9 @@ def test_failback_of_200_mb_after_1_mb_of_writes_sends_under_5_mb(pair):
     assert "ha_failback_e2" in pair.sh("f0", f"zfs list -H -t snapshot -o name -d 1 {ORIGIN}")
 
 
-def test_after_a_direction_change_the_other_directions_zrepl_holds_are_released_and_reported(pair):
+def test_failback_releases_and_reports_the_zrepl_holds_the_other_direction_left(pair):
     seed = "zrepl_20261121_120000_000"
+    pair.runbook("failover")
     # As left by replication f1 -> f0 while f1 was the writer: a last-received hold on the origin, a step hold on
     # the follower. The follower's own last-received hold is zrepl's cursor for f0 -> f1 and stays.
     pair.sh("f0", f"zfs hold zrepl_last_received_J_back_sink {ORIGIN}@{seed}")
@@ -140,7 +141,7 @@ def test_after_a_direction_change_the_other_directions_zrepl_holds_are_released_
         "f1",
         f"zfs hold zrepl_STEP_J_back_push {REPLICA}@{seed} && zfs hold zrepl_last_received_J_nfs_sink {REPLICA}@{seed}",
     )
-    done = pair.playbook_here("release_holds.yml")
+    done = pair.runbook("failback")
     assert "zrepl_last_received_J_back_sink" in done.stdout and "zrepl_STEP_J_back_push" in done.stdout
     assert pair.sh("f0", f"zfs holds -H {ORIGIN}@{seed}").strip() == ""
     assert pair.sh("f1", f"zfs holds -H {REPLICA}@{seed}").split()[1] == "zrepl_last_received_J_nfs_sink"
