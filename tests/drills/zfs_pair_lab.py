@@ -71,10 +71,6 @@ class Pair:
             raise AssertionError(f"{name} failed ({done.returncode}):\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}")
         return done
 
-    def popen_runbook(self, name, *extra):
-        argv, env = self._runbook(name, extra)
-        return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
     def killed_runbook(self, name, changes, *extra, log):
         """Run playbooks/<name>.yml and SIGKILL it right after its Nth changed task result.
 

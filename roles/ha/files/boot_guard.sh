@@ -131,6 +131,7 @@ fence() {
 
 check() {
 	[ -r "$conf" ] || { say "no $conf: nothing to guard"; return 0; }
+	# Only the objection messages read it: without a temporary file the guard decides the same, less verbosely.
 	errors=$(mktemp -t freebsd_ha_guard.XXXXXX) || errors=/dev/null
 	held=""; released=""
 	# One pass per resource; a service any fenced resource needs is held even if another resource releases it.
