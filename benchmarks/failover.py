@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: planned failover and failback of a zrepl-style pair, the runbooks beside the same steps by hand.
 
-Runs in a lab of its own (/srv/fbsd-ha-lab-bench, net 127.0.24, 1 GiB pools), prints a table, asserts nothing
+Runs in a lab of its own ("bench" in tests/labs.py, 1 GiB pools), prints a table, asserts nothing
 about time. For 1 and for 50 datasets: planned failover (playbooks/failover.yml) wall time, ssh round trips per host
 (counted from ansible -vvv: one `SSH: EXEC` per module run) and bytes sent (the runbook's report), beside
 benchmarks/manual_failover.sh, which runs the same steps over ssh in the same lab run on a twin set of datasets.
@@ -27,8 +27,11 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-LAB_DIR = os.environ.get("FBSD_HA_BENCH_LAB_DIR", "/srv/fbsd-ha-lab-bench")
-LAB_NET = os.environ.get("FBSD_HA_BENCH_LAB_NET", "127.0.24")
+sys.path.insert(0, str(ROOT / "tests"))
+from labs import lab  # noqa: E402  (the one table of lab dirs and nets)
+
+LAB_DIR = str(lab("bench").dir)
+LAB_NET = lab("bench").net
 ENV = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR, FBSD_HA_LAB_NET=LAB_NET, FBSD_HA_LAB_POOL_SIZE="1G")
 INVENTORY = Path(LAB_DIR) / "ansible"
 MANUAL = ROOT / "benchmarks" / "manual_failover.sh"
@@ -127,7 +130,7 @@ def manual(step, names, *extra):
     return seconds, {k: int(v) for k, v in counts.items()}, int(total[0]) if total else None, error
 
 
-def row(label, result, addresses=("127.0.24.1", "127.0.24.2"), names=("f0", "f1")):
+def row(label, result, addresses=(f"{LAB_NET}.1", f"{LAB_NET}.2"), names=("f0", "f1")):
     seconds, calls, sent, error = result
     trips = " / ".join(str(calls.get(a, calls.get(n, 0))) for a, n in zip(addresses, names))
     status = f"FAILED: {error}" if error else ""

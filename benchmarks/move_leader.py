@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: move the leader of 20 datasets among 3 nodes, playbooks/move_leader.yml beside a hand-written loop.
 
-Runs in the benchmark lab (/srv/fbsd-ha-lab-bench, net 127.0.24; 3 nodes), prints a table, asserts nothing about
+Runs in the benchmark lab ("bench" in tests/labs.py; 3 nodes), prints a table, asserts nothing about
 time. Two twin resources of --count datasets each (same names on every node, f0 writes, f1 and f2 follow, one
 common snapshot, then new writes on f0): the runbook moves one to f1, benchmarks/manual_move.sh moves the other
 to f1 with a shell loop (fence and snapshot on f0, then `zfs send -I | ssh zfs recv` to both followers in

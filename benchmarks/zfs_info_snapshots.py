@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: zfs_info over a pool with 10,000+ snapshots, beside the bare `zfs list` it wraps.
 
-Runs in a lab of its own (FBSD_HA_LAB_DIR=/srv/fbsd-ha-lab-bench), prints figures, asserts nothing about time.
+Runs in a lab of its own ("bench-zfs-info" in tests/labs.py), prints figures, asserts nothing about time.
 Usage (as root, after scripts/install): benchmarks/zfs_info_snapshots.py [--datasets 100 --snapshots 100]
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -20,9 +19,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAB_DIR = "/srv/fbsd-ha-lab-bench"
-# A net of its own, so the benchmark can run beside a developer lab (127.0.10.x) or the test labs.
-ENV = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR, FBSD_HA_LAB_NET="127.0.13")
+sys.path.insert(0, str(ROOT / "tests"))
+from labs import lab  # noqa: E402  (the one table of lab dirs and nets)
+
+# A lab of its own, so the benchmark can run beside a developer lab (127.0.10.x) or the test labs.
+LAB_DIR = str(lab("bench-zfs-info").dir)
+ENV = lab("bench-zfs-info").env
 NODE = "f0"
 BENCH_ROOT = "zdata/bench"
 

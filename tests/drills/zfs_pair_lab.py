@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The zfs drills' lab pair: f0/f1 seeded like a zrepl pair, and helpers to run the runbooks against it.
 
-The lab is its own (FBSD_HA_DRILLS_LAB_DIR, net 127.0.15) so a developer's lab is left alone.
+The lab is its own (lab `drills` of tests/labs.py) so a developer's lab is left alone.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ import os
 import subprocess
 from pathlib import Path
 
+from labs import lab
+
 ROOT = Path(__file__).resolve().parents[2]
 LABCTL = ROOT / "tests" / "lab" / "labctl"
-LAB_DIR = os.environ.get("FBSD_HA_DRILLS_LAB_DIR", "/srv/fbsd-ha-lab-drills")
-LAB_NET = os.environ.get("FBSD_HA_DRILLS_LAB_NET", "127.0.15")
+LAB = lab("drills")
+LAB_DIR = str(LAB.dir)
+LAB_NET = LAB.net
 ENV = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR, FBSD_HA_LAB_NET=LAB_NET)
 ORIGIN = "zdata/enc/nfsdata"
 REPLICA = f"zdata/sink/f0/{ORIGIN}"

@@ -15,13 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
+from labs import lab
 
 ROOT = Path(__file__).resolve().parents[2]
 LABCTL = ROOT / "tests" / "lab" / "labctl"
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 # A lab of its own, so a developer's running lab is left alone.
-LAB_DIR = os.environ.get("FBSD_HA_E2E_LAB_DIR", "/srv/fbsd-ha-lab-e2e")
-LAB_NET = os.environ.get("FBSD_HA_E2E_LAB_NET", "127.0.14")
+LAB = lab("e2e")
+LAB_DIR = str(LAB.dir)
+LAB_NET = LAB.net
 KEEP = os.environ.get("FBSD_HA_E2E_KEEP") == "1"
 
 

@@ -4,7 +4,7 @@
 
 The lab has no cron daemon: each test runs the command line of the installed cron file itself, on the node, as
 cron would. The leader's job replicates to both followers; a follower's job does nothing; after a move with the
-failover runbook the new leader's job takes over. Lab dir FBSD_HA_PERIODIC_LAB_DIR, net FBSD_HA_PERIODIC_LAB_NET.
+failover runbook the new leader's job takes over. Lab `periodic` of tests/labs.py.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from labs import lab
 
 ROOT = Path(__file__).resolve().parents[2]
 LABCTL = ROOT / "tests" / "lab" / "labctl"
 HERE = Path(__file__).parent / "periodic"
-LAB_DIR = os.environ.get("FBSD_HA_PERIODIC_LAB_DIR", "/srv/fbsd-ha-lab-periodic")
-LAB_NET = os.environ.get("FBSD_HA_PERIODIC_LAB_NET", "127.0.23")
+LAB = lab("periodic")
+LAB_DIR = str(LAB.dir)
+LAB_NET = LAB.net
 ENV = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR, FBSD_HA_LAB_NET=LAB_NET)
 NODES = ["f0", "f1", "f2"]
 DATASETS = ["zdata/svc/a", "zdata/svc/b"]

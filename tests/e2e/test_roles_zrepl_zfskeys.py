@@ -2,8 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The zfskeys and zrepl roles on a two-node lab, with the standard-pair host variables of their doc pages.
 
-Its own lab (FBSD_HA_ROLES_LAB_DIR, default /srv/fbsd-ha-lab-zrepl-roles, on FBSD_HA_ROLES_LAB_NET, default
-127.0.23), so the e2e lab and a developer's lab are left alone. FBSD_HA_E2E_KEEP=1 keeps it running.
+Its own lab (lab `zrepl-roles` of tests/labs.py), so the e2e lab and a developer's lab are left alone. FBSD_HA_E2E_KEEP=1 keeps it running.
 The zrepl half needs the lab's zrepl stand-in (tests/lab/standins/zrepl, shipped as pkg payload).
 """
 
@@ -19,14 +18,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from labs import lab
 
 from ansible_collections.freebsd_ha.storage.tests.unit.roles.role_helpers import doc_example
 
 ROOT = Path(__file__).resolve().parents[2]
 LABCTL = ROOT / "tests" / "lab" / "labctl"
 PLAYBOOKS = Path(__file__).parent / "playbooks"
-LAB_DIR = os.environ.get("FBSD_HA_ROLES_LAB_DIR", "/srv/fbsd-ha-lab-zrepl-roles")
-LAB_NET = os.environ.get("FBSD_HA_ROLES_LAB_NET", "127.0.23")
+LAB = lab("zrepl-roles")
+LAB_DIR = str(LAB.dir)
+LAB_NET = LAB.net
 KEEP = os.environ.get("FBSD_HA_E2E_KEEP") == "1"
 # /keys is not a node overlay in the lab (it would be the host's); a node-private directory stands in.
 KEY_DIR = "/var/db/lab-zfskeys"

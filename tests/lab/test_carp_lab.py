@@ -2,8 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The carp role and module on a two-node lab: one MASTER and one BACKUP, a hand-over, a partition.
 
-Needs root (the lab). The lab runs in its own dir and net (FBSD_HA_CARP_LAB_DIR, default
-/srv/fbsd-ha-lab-carp; FBSD_HA_CARP_LAB_NET, default 127.0.24), so other labs are untouched;
+Needs root (the lab). The lab runs in its own dir and net (lab `carp` of tests/labs.py), so other labs are untouched;
 FBSD_HA_CARP_LAB_KEEP=1 leaves it up afterwards. The tests run in file order and build on each other
 (apply, re-apply, hand-over, partition), like a runbook.
 """
@@ -19,11 +18,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from labs import lab
 
 ROOT = Path(__file__).resolve().parents[2]
 LABCTL = ROOT / "tests" / "lab" / "labctl"
-LAB_DIR = os.environ.get("FBSD_HA_CARP_LAB_DIR", "/srv/fbsd-ha-lab-carp")
-LAB_NET = os.environ.get("FBSD_HA_CARP_LAB_NET", "127.0.24")
+LAB = lab("carp")
+LAB_DIR = str(LAB.dir)
+LAB_NET = LAB.net
 KEEP = os.environ.get("FBSD_HA_CARP_LAB_KEEP") == "1"
 BIN = Path(sys.executable).parent
 COLLECTIONS = Path(os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".build" / "collections")).split(":")[0])

@@ -14,13 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from labs import lab
 
 LABCTL = Path(__file__).resolve().parent / "labctl"
-ENV = {
-    **os.environ,
-    "FBSD_HA_LAB_DIR": os.environ.get("FBSD_HA_GEOM_LAB_DIR", "/srv/fbsd-ha-lab-geom-test"),
-    "FBSD_HA_LAB_NET": os.environ.get("FBSD_HA_GEOM_LAB_NET", "127.0.122"),
-}
+ENV = lab("geom-test").env
 ENV.pop("FBSD_HA_LAB_STANDINS", None)
 F0, F1 = f"{ENV['FBSD_HA_LAB_NET']}.1", f"{ENV['FBSD_HA_LAB_NET']}.2"
 SIZE = 72 << 20  # zfs-fuse wants at least 64 MB per vdev

@@ -3,8 +3,7 @@
 """The lab hastd/hastctl stand-ins on a two-node lab: a zfs-fuse pool on /dev/hast/<res> survives a
 planned failover, a crash of the primary and a split-brain, byte for byte.
 
-Needs root (the lab). Own dir and net (FBSD_HA_HAST_LAB_DIR, default /srv/fbsd-ha-lab-hast-test;
-FBSD_HA_HAST_LAB_NET, default 127.0.21); FBSD_HA_HAST_LAB_KEEP=1 leaves the lab up. The tests run in
+Needs root (the lab). Own dir and net (lab `hast-test` of tests/labs.py); FBSD_HA_HAST_LAB_KEEP=1 leaves the lab up. The tests run in
 file order and build on each other, like a runbook. See docs/lab_standin_hast.md.
 """
 
@@ -18,11 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
+from labs import lab
 
 ROOT = Path(__file__).resolve().parents[2]
 LABCTL = ROOT / "tests" / "lab" / "labctl"
-LAB_DIR = os.environ.get("FBSD_HA_HAST_LAB_DIR", "/srv/fbsd-ha-lab-hast-test")
-LAB_NET = os.environ.get("FBSD_HA_HAST_LAB_NET", "127.0.21")
+LAB = lab("hast-test")
+LAB_DIR = str(LAB.dir)
+LAB_NET = LAB.net
 KEEP = os.environ.get("FBSD_HA_HAST_LAB_KEEP") == "1"
 PROVIDER = "/var/db/hast-disk/shared.img"
 HOOK = "/var/db/hast-disk/hook"

@@ -15,13 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
+from labs import lab
 
 HERE = Path(__file__).resolve().parent
 LABCTL = HERE / "labctl"
-LAB_DIR = Path(os.environ.get("FBSD_HA_LAB_TEST_DIR", "/srv/fbsd-ha-lab-test"))
+LAB = lab("labctl-test")
+LAB_DIR = LAB.dir
 NODES = ["f0", "f1", "f2"]
 # Its own loopback net too, so it can run while a developer's (127.0.10.x) or another lab is up.
-NET = os.environ.get("FBSD_HA_LAB_TEST_NET", "127.0.11")
+NET = LAB.net
 ENV = {**os.environ, "FBSD_HA_LAB_DIR": str(LAB_DIR), "FBSD_HA_LAB_NET": NET}
 ENV.pop("FBSD_HA_LAB_STANDINS", None)
 # The venv that runs pytest also has ansible; nodes never see it.

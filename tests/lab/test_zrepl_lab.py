@@ -1,7 +1,6 @@
 """Lab test of the zrepl stand-in: two nodes, f0 pushes to a sink on f1 (ssh+stdinserver and tcp).
 
-Needs root (labctl). Its own lab: FBSD_HA_ZREPL_LAB_DIR (default /srv/fbsd-ha-lab-zrepl-test) and
-FBSD_HA_ZREPL_LAB_NET (default 127.0.30); FBSD_HA_ZREPL_LAB_KEEP=1 leaves it running. The tests
+Needs root (labctl). Its own lab: `zrepl-test` of tests/labs.py; FBSD_HA_ZREPL_LAB_KEEP=1 leaves it running. The tests
 run in file order on one pair of nodes: initial replication, wakeup, divergence, pruning, crash.
 """
 
@@ -16,11 +15,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from labs import lab
 
 ROOT = Path(__file__).resolve().parents[2]
 LABCTL = ROOT / "tests" / "lab" / "labctl"
-LAB_DIR = os.environ.get("FBSD_HA_ZREPL_LAB_DIR", "/srv/fbsd-ha-lab-zrepl-test")
-LAB_NET = os.environ.get("FBSD_HA_ZREPL_LAB_NET", "127.0.30")
+LAB = lab("zrepl-test")
+LAB_DIR = str(LAB.dir)
+LAB_NET = LAB.net
 KEEP = os.environ.get("FBSD_HA_ZREPL_LAB_KEEP") == "1"
 SRC, REPLICA = "zdata/app/data", "zdata/sink/f0/zdata/app/data"
 VIEW = "/zdata/replica-view"  # inside the node's pool, never on the host

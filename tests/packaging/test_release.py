@@ -4,8 +4,7 @@
 
 It is installed into a fresh virtualenv (ansible-core at the project's pin, nothing else, pip's own configuration and
 cache), where `ansible-doc -l` lists every module and `ansible-playbook freebsd_ha.storage.status` runs against a
-lab pair of its own (FBSD_HA_PKG_LAB_DIR, default /srv/fbsd-ha-lab-pkg, net FBSD_HA_PKG_LAB_NET, default
-127.0.21); galaxy-importer, in its own cached virtualenv, accepts the tarball.
+lab pair of its own (`package` in tests/labs.py); galaxy-importer, in its own cached virtualenv, accepts the tarball.
 """
 
 from __future__ import annotations
@@ -18,12 +17,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from labs import lab
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 LABCTL = ROOT / "tests" / "lab" / "labctl"
-LAB_DIR = os.environ.get("FBSD_HA_PKG_LAB_DIR", "/srv/fbsd-ha-lab-pkg")
-LAB_NET = os.environ.get("FBSD_HA_PKG_LAB_NET", "127.0.21")
+LAB = lab("package")
+LAB_DIR = str(LAB.dir)
+LAB_NET = LAB.net
 IMPORTER_VENV = ROOT / ".build" / "venv-galaxy-importer"
 IMPORTER_REQUIREMENTS = HERE / "requirements-galaxy-importer.txt"
 MODULES = sorted(path.stem for path in (ROOT / "plugins" / "modules").glob("*.py") if not path.stem.startswith("_"))

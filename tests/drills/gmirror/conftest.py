@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """gmirror drills: a two-node lab whose slices ada1p1 are mirrored over GEOM Gate, a zfs-fuse pool on the mirror.
 
-Its own lab (FBSD_HA_GM_DRILLS_LAB_DIR, net 127.0.17), module-scoped and torn down at the end
+Its own lab (lab `gmirror-drills` of tests/labs.py), module-scoped and torn down at the end
 (FBSD_HA_E2E_KEEP=1 keeps it). The runbooks run through the real playbooks with ansible-playbook.
 """
 
@@ -14,12 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
+from labs import lab
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
 LABCTL = ROOT / "tests" / "lab" / "labctl"
-LAB_DIR = os.environ.get("FBSD_HA_GM_DRILLS_LAB_DIR", "/srv/fbsd-ha-lab-gmdrills")
-LAB_NET = os.environ.get("FBSD_HA_GM_DRILLS_LAB_NET", "127.0.17")
+LAB = lab("gmirror-drills")
+LAB_DIR = str(LAB.dir)
+LAB_NET = LAB.net
 ENV = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR, FBSD_HA_LAB_NET=LAB_NET)
 SLICE = 72 << 20  # zfs-fuse wants at least 64 MB per vdev
 # FreeBSD has a wheel group (gid 0) and the ggated role writes /etc/rc.conf.d/ggated; the lab's Linux /etc has neither.

@@ -3,8 +3,7 @@
 """The HAST drills' lab helpers: a pair f0/f1 with a file provider each, driven by the real playbooks with the inventory in
 this directory (resource `vol`: HAST resource `shared`, pool `hpool` at /data/vol).
 
-Own lab (FBSD_HA_HAST_DRILLS_LAB_DIR, default /srv/fbsd-ha-lab-hastdrills; FBSD_HA_HAST_DRILLS_LAB_NET, default
-127.0.16), started once for the module and torn down at the end (FBSD_HA_E2E_KEEP=1 keeps it).
+Own lab (lab `hast-drills` of tests/labs.py), started once for the module and torn down at the end (FBSD_HA_E2E_KEEP=1 keeps it).
 """
 
 from __future__ import annotations
@@ -14,11 +13,14 @@ import subprocess
 import time
 from pathlib import Path
 
+from labs import lab
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 LABCTL = ROOT / "tests" / "lab" / "labctl"
-LAB_DIR = os.environ.get("FBSD_HA_HAST_DRILLS_LAB_DIR", "/srv/fbsd-ha-lab-hastdrills")
-LAB_NET = os.environ.get("FBSD_HA_HAST_DRILLS_LAB_NET", "127.0.16")
+LAB = lab("hast-drills")
+LAB_DIR = str(LAB.dir)
+LAB_NET = LAB.net
 ENV = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR, FBSD_HA_LAB_NET=LAB_NET)
 PROVIDER = "/var/db/hast-disk/shared.img"
 NODES = ("f0", "f1")

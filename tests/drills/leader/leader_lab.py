@@ -2,8 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The leader drills' lab: three nodes f0 f1 f2 holding the zfs-backend resources of inventory/, and helpers.
 
-The lab is its own (FBSD_HA_LEADER_LAB_DIR, default /srv/fbsd-ha-lab-leader; net FBSD_HA_LEADER_LAB_NET, default
-127.0.18) so other labs are left alone.
+The lab is its own (lab `leader` of tests/labs.py) so other labs are left alone.
 """
 
 from __future__ import annotations
@@ -14,12 +13,14 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from labs import lab
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 LABCTL = ROOT / "tests" / "lab" / "labctl"
-LAB_DIR = os.environ.get("FBSD_HA_LEADER_LAB_DIR", "/srv/fbsd-ha-lab-leader")
-LAB_NET = os.environ.get("FBSD_HA_LEADER_LAB_NET", "127.0.18")
+LAB = lab("leader")
+LAB_DIR = str(LAB.dir)
+LAB_NET = LAB.net
 ENV = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR, FBSD_HA_LAB_NET=LAB_NET)
 NODES = ("f0", "f1", "f2")
 RESOURCES = yaml.safe_load((HERE / "inventory" / "group_vars" / "all.yml").read_text())["ha_resources"]

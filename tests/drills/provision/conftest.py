@@ -2,8 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Provisioning drills: fresh lab nodes made replicating pairs by provision_pair.yml, CARP in front, the boot guard.
 
-Their own lab (FBSD_HA_PROVISION_LAB_DIR, default /srv/fbsd-ha-lab-provision, on FBSD_HA_PROVISION_LAB_NET, default
-127.0.19), so other drills and a developer's lab are left alone. FBSD_HA_E2E_KEEP=1 keeps it running.
+Their own lab (lab `provision` of tests/labs.py), so other drills and a developer's lab are left alone. FBSD_HA_E2E_KEEP=1 keeps it running.
 """
 
 from __future__ import annotations
@@ -14,12 +13,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from labs import lab
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
 LABCTL = ROOT / "tests" / "lab" / "labctl"
-LAB_DIR = os.environ.get("FBSD_HA_PROVISION_LAB_DIR", "/srv/fbsd-ha-lab-provision")
-LAB_NET = os.environ.get("FBSD_HA_PROVISION_LAB_NET", "127.0.19")
+LAB = lab("provision")
+LAB_DIR = str(LAB.dir)
+LAB_NET = LAB.net
 ENV = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR, FBSD_HA_LAB_NET=LAB_NET)
 RECAP = re.compile(r"^(f\d+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=(\d+)", re.M)
 CARP = re.compile(r"carp: (MASTER|BACKUP|INIT) vhid (\d+)")

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The resync drills' lab: the zfs drills' pair (examples/lab_pair_seed.sh) with zrepl replicating f0 -> f1.
 
-Its own lab (FBSD_HA_RESYNC_LAB_DIR, net FBSD_HA_RESYNC_LAB_NET, default 127.0.22) so no other lab is touched.
+Its own lab (lab `resync` of tests/labs.py) so no other lab is touched.
 Helpers live here, not in conftest.py, so they import by a name no other drill directory uses.
 """
 
@@ -14,11 +14,14 @@ import re
 import subprocess
 from pathlib import Path
 
+from labs import lab
+
 ROOT = Path(__file__).resolve().parents[3]
 LABCTL = ROOT / "tests" / "lab" / "labctl"
 HERE = Path(__file__).resolve().parent
-LAB_DIR = os.environ.get("FBSD_HA_RESYNC_LAB_DIR", "/srv/fbsd-ha-lab-resync")
-LAB_NET = os.environ.get("FBSD_HA_RESYNC_LAB_NET", "127.0.22")
+LAB = lab("resync")
+LAB_DIR = str(LAB.dir)
+LAB_NET = LAB.net
 ENV = dict(os.environ, FBSD_HA_LAB_DIR=LAB_DIR, FBSD_HA_LAB_NET=LAB_NET)
 ORIGIN = "zdata/enc/nfsdata"
 REPLICA = f"zdata/sink/f0/{ORIGIN}"

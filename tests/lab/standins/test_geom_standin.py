@@ -23,8 +23,9 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import _geom_lab as g  # noqa: E402
+from labs import lab  # noqa: E402
 
-NET = os.environ.get("FBSD_HA_GEOM_TEST_NET", "127.0.123")
+NET = lab("geom-standin").net
 MB = 1 << 20
 
 

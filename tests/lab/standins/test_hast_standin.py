@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 
 import pytest
+from labs import lab
 
 HERE = Path(__file__).resolve().parent
 SAMPLES = HERE.parents[1] / "unit" / "fixtures" / "hast"
 _spec = importlib.util.spec_from_file_location("_hast_lab", HERE / "_hast_lab.py")
 hl = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(hl)
-NET = "127.0.21"  # the hast helper's lab net; .101/.102 stay clear of lab nodes (.1, .2 ...)
+NET = lab("hast-standin").net  # .101/.102 stay clear of lab nodes (.1, .2 ...)
 USAGE = (
     "usage: hastctl create [-d] [-c config] [-e extentsize] [-k keepdirty]\n"
     "\t\t[-m mediasize] name ...\n"
